@@ -1,0 +1,41 @@
+"""specsim: NHS England specialised services funding simulator.
+
+Public API (imported lazily so `import sim` stays light):
+`load_scenario(path)`, `run(scenario, replications=..., seed=...)`, `compare(a, b)`.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("specsim")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+if TYPE_CHECKING:
+    from sim.compare import compare
+    from sim.experiment import run
+    from sim.scenario import load_scenario
+
+__all__ = ["__version__", "compare", "load_scenario", "plots", "run"]
+
+_LAZY = {
+    "load_scenario": ("sim.scenario", "load_scenario"),
+    "run": ("sim.experiment", "run"),
+    "compare": ("sim.compare", "compare"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, attr = _LAZY[name]
+        import importlib
+
+        return getattr(importlib.import_module(module_name), attr)
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module("sim.plots")
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")
