@@ -2,13 +2,29 @@
 
 Every section is a strict pydantic model (unknown keys are errors) so that a typo in a
 scenario can never be silently ignored. Each module reads only its own section.
+
+Loading (`load_scenario`) resolves `extends = "other.toml"` overlays and turns every
+validation failure into one `ScenarioError` line naming the file and the dotted field, so an
+analyst sees `population.mortality_multiplier: must be >= 0 ...`, never a pydantic dump.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+
+from sim.errors import ScenarioError
 
 FIRST_DATA_YEAR = 2018
 LAST_DATA_YEAR = 2043
@@ -67,14 +83,43 @@ class PopulationConfig(Section):
 
     mode: Literal["projection", "cohort"] = "projection"
     variant: ProjectionVariant = "principal"
+    # Cohort-mode levers, relative to the chosen variant's ONS assumptions (1 / 0 = as ONS).
+    # Death probabilities (and infant deaths) times this:
     mortality_multiplier: float = Field(1.0, ge=0.0, le=5.0)
+    # Age-specific fertility rates times this:
     fertility_multiplier: float = Field(1.0, ge=0.0, le=5.0)
+    # England's net migration times this (0 = natural change only; internal moves remain):
     migration_multiplier: float = Field(1.0, ge=0.0, le=5.0)
+    # Extra yearly fall in death rates, compounding: the year after mid-year Y multiplies
+    # them by (1 - value) ** (Y - base_year + 1); negative values mean slower improvement.
     extra_mortality_improvement: float = Field(0.0, ge=-0.1, le=0.1)
+
+    @model_validator(mode="after")
+    def _levers_need_cohort(self) -> PopulationConfig:
+        moved = [
+            name
+            for name, neutral in (
+                ("mortality_multiplier", 1.0),
+                ("fertility_multiplier", 1.0),
+                ("migration_multiplier", 1.0),
+                ("extra_mortality_improvement", 0.0),
+            )
+            if getattr(self, name) != neutral
+        ]
+        if self.mode == "projection" and moved:
+            raise ValueError(
+                f'{", ".join(moved)}: cohort-model levers; set mode = "cohort" to use them'
+            )
+        return self
 
 
 class EnvelopeConfig(Section):
-    """The national specialised-services budget and how it grows."""
+    """The national specialised-services budget and how it grows.
+
+    `base_gbp` is the budget of `time.base_year`; year y grows by `growth_by_year[y]`, else
+    `growth`. `development_fund_share` of it stays with NHS England for new treatments
+    (part of the retained budget). See `sim.allocation.national_envelope`.
+    """
 
     base_gbp: float = Field(26.5e9, gt=0)
     growth: float = Field(0.055, ge=-0.5, le=1.0)
@@ -94,7 +139,12 @@ class EnvelopeConfig(Section):
 
 
 class AllocationConfig(Section):
-    """Which formula sets each ICB's target share, and which adjustments it applies."""
+    """Which formula sets each ICB's target share, and which adjustments it applies.
+
+    needs: age/sex cost curve x health inequalities x unmet need x market forces (each
+    switchable); age_sex: the cost curve only; capitation: heads; historic: the starting
+    shares rolled forward. Documented in docs/service_catalogue.md.
+    """
 
     formula: Literal["needs", "age_sex", "capitation", "historic"] = "needs"
     population_base: Literal["resident", "registered"] = "resident"
@@ -106,27 +156,69 @@ class AllocationConfig(Section):
 
 
 class ConvergenceConfig(Section):
-    """Pace of change: how fast actual allocations move from historic spend toward target."""
+    """Pace of change: how fast actual allocations move from historic spend toward target.
+
+    Every ICB grows at least `floor_growth`; each closes `gap_closure` of its gap to target
+    (from a uniform growth solved so the envelope is spent) and sits at most
+    `max_below_target` below target. `over_target = "floor"`: ICBs above target get just
+    the floor (so the envelope's growth above the floor funds the under-target ICBs);
+    "converge": they move toward target by `gap_closure` like the others, and
+    gap_closure = 0 is a historic roll-forward. See `sim.allocation.converge`.
+    """
 
     floor_growth: float = Field(0.02, ge=-0.5, le=1.0)
     gap_closure: float = Field(0.25, ge=0.0, le=1.0)
     max_below_target: float = Field(0.05, ge=0.0, le=1.0)
+    over_target: Literal["floor", "converge"] = "floor"
 
 
 class DelegationWave(Section):
-    """From April of `year`, the named services pass to the ICBs of the named regions."""
+    """From April of `year`, the named services pass to the ICBs of the named regions.
+
+    `services`: catalogue service ids or groups (wave_59, wave_70, retained, delegable, all).
+    `regions`: NHS region names or codes, or "all"; `icbs` adds single ICBs (E54/ODS code
+    or name) to a list of regions (give `regions = []` for ICBs only). Names are checked
+    against the catalogue and the ICB list by `sim.delegation.delegation_status`.
+    """
 
     name: str
     year: int = Field(ge=2013, le=LAST_DATA_YEAR)
     regions: list[str] | Literal["all"] = "all"
+    icbs: list[str] = Field(default_factory=list)
     services: list[str] | str = "delegable"
+
+    @model_validator(mode="after")
+    def _icbs_need_region_list(self) -> DelegationWave:
+        if self.icbs and self.regions == "all":
+            raise ValueError("with icbs, give regions as a list (regions = [] for ICBs only)")
+        return self
+
+
+def _published_waves() -> list[DelegationWave]:
+    """Published policy (DOMAIN.md): 59 services to three regions in 2024, 70 to all in 2025."""
+    return [
+        DelegationWave(
+            name="first delegation: East of England, Midlands, North West",
+            year=2024,
+            regions=["East of England", "Midlands", "North West"],
+            services="wave_59",
+        ),
+        DelegationWave(
+            name="all ICBs: the 59 plus 11 more", year=2025, services=["wave_59", "wave_70"]
+        ),
+    ]
 
 
 class DelegationConfig(Section):
-    """Which services are delegated to ICBs, where and when; everything else is retained."""
+    """Which services are delegated to ICBs, where and when; everything else is retained.
+
+    Default waves are the published ones (joint committees from April 2023 are not
+    delegation: NHS England still holds the budget). `also_delegate` joins every wave,
+    `also_retain` leaves every wave, `retain_all` delegates nothing.
+    """
 
     retain_all: bool = False
-    waves: list[DelegationWave] = Field(default_factory=list)
+    waves: list[DelegationWave] = Field(default_factory=_published_waves)
     also_delegate: list[str] = Field(default_factory=list)
     also_retain: list[str] = Field(default_factory=list)
 
@@ -138,6 +230,13 @@ class DemandConfig(Section):
     growth_multiplier: float = Field(1.0, ge=0.0, le=10.0)
     demographic_growth: bool = True
     high_cost_cases: bool = True
+    # Assumption (docs/demand_model.md): utilisation rises with deprivation as
+    # (IMD score / England mean) ** elasticity; 0 switches the need link off.
+    deprivation_elasticity: float = Field(0.15, ge=0.0, le=2.0)
+    # Expected patients accrue month by month; draws are made for each month ("month") or
+    # once for the year's accrued expectation ("year": same distribution of every annual
+    # result, since Poisson and gamma sums aggregate exactly, and 12x fewer variates).
+    draw_period: Literal["month", "year"] = "year"
 
 
 class NiceApproval(Section):
@@ -198,3 +297,312 @@ class Scenario(Section):
     settlement: SettlementConfig = Field(default_factory=SettlementConfig)
     mergers: MergerConfig = Field(default_factory=MergerConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    _source_path: Path | None = PrivateAttr(default=None)
+    _source_text: str = PrivateAttr(default="")
+
+    @property
+    def source_path(self) -> Path | None:
+        """The file the scenario was loaded from (None when built from a dict)."""
+        return self._source_path
+
+    @property
+    def source_text(self) -> str:
+        """What was run: the file's text, or every file of an `extends` chain, base first.
+
+        A scenario built in code (`Scenario(...)`) has no text: its validated values, as
+        JSON, stand in, so two different such scenarios never share a hash.
+        """
+        return self._source_text or self.model_dump_json(indent=1)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of `source_text`, stored with results so a figure can be traced to its inputs."""
+        return hashlib.sha256(self.source_text.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str | Path | None = None) -> Scenario:
+        """Validate a plain dict (tests, notebooks) with the same rules and errors as a file.
+
+        `extends` resolves against `path`'s folder (or the working folder); provenance text
+        is the canonical JSON of `data` after the parents' text.
+        """
+        data = dict(data)
+        origin = Path(path) if path is not None else Path("<dict>")
+        text = "# scenario built from a dict\n" + json.dumps(
+            data, sort_keys=True, indent=1, default=str
+        )
+        merged, layers = _overlay(origin, data, [(origin.name, text)], ())
+        return _validate(merged, layers, origin if path is not None else None)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, overlay (`extends`) and validate a scenario TOML file."""
+    path = Path(path)
+    data, text = _read_toml(path)
+    merged, layers = _overlay(path, data, [(path.name, text)], ())
+    return _validate(merged, layers, path)
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    """One row of `specsim scenarios`: a shipped scenario, or the reason it does not load."""
+
+    name: str
+    description: str
+    path: Path
+    error: str | None = None
+
+
+def list_scenarios(folder: str | Path = "scenarios") -> list[ScenarioInfo]:
+    """Every `*.toml` scenario in `folder`, baseline first, then by file name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ScenarioError(folder, None, "scenario folder not found")
+    infos = []
+    for path in sorted(folder.glob("*.toml"), key=lambda p: (p.stem != "baseline", p.name)):
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as err:
+            problem = f"{err.field}: {err.message}" if err.field else err.message
+            infos.append(ScenarioInfo(path.stem, "", path, error=problem))
+        else:
+            infos.append(ScenarioInfo(scenario.name, scenario.description, path))
+    return infos
+
+
+# ---- reading and overlaying files -------------------------------------------------------
+
+# A scenario's identity is its own: an overlay that does not name itself is named after its
+# file, never after the parent it extends.
+_NOT_INHERITED = ("name", "description")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(path, None, "file not found") from None
+    except IsADirectoryError:
+        raise ScenarioError(path, None, "is a folder, not a scenario file") from None
+    except PermissionError:
+        raise ScenarioError(path, None, "cannot be read (permission denied)") from None
+    except UnicodeDecodeError as err:
+        raise ScenarioError(path, None, f"is not UTF-8 text (byte {err.start})") from None
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """The parsed table and the text it came from (kept verbatim for provenance)."""
+    text = _read_text(path)
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(path, None, f"not valid TOML: {err}") from None
+
+
+def _overlay(
+    path: Path,
+    data: dict[str, Any],
+    layers: list[tuple[str, str]],
+    seen: tuple[Path, ...],
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Merge `data` over the chain of files it extends; return it and the texts, base first."""
+    data = dict(data)
+    extends = data.pop("extends", None)
+    if extends is None:
+        return data, layers
+    if not isinstance(extends, str) or not extends.strip():
+        raise ScenarioError(path, "extends", f"must be a file name (got {_show(extends)})")
+    parent = path.parent / extends
+    here = path.resolve() if path.exists() else path
+    chain = (*seen, here)
+    if parent.resolve() in chain:
+        loop = " -> ".join(p.name for p in (*chain, parent.resolve()))
+        raise ScenarioError(path, "extends", f"cycle of extends: {loop}")
+    if not parent.is_file():
+        raise ScenarioError(path, "extends", f"file not found: {parent}")
+    parent_data, parent_text = _read_toml(parent)
+    parent_data = {k: v for k, v in parent_data.items() if k not in _NOT_INHERITED}
+    base, base_layers = _overlay(parent, parent_data, [(extends, parent_text)], chain)
+    return _deep_merge(base, data), base_layers + layers
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Tables merge key by key (the child wins); arrays and values are replaced whole."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(data: dict[str, Any], layers: list[tuple[str, str]], path: Path | None) -> Scenario:
+    if path is not None:
+        data.setdefault("name", path.stem)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise _translate(err, path) from None
+    if len(layers) == 1:
+        text = layers[0][1]
+    else:
+        text = "".join(f"# ===== {label} =====\n{body.rstrip()}\n" for label, body in layers)
+    scenario._source_path = path
+    scenario._source_text = text
+    return scenario
+
+
+# ---- turning pydantic errors into one line for an analyst --------------------------------
+
+_UNIONS = (typing.Union, types.UnionType)
+_WHAT = {"variant": "projection variant"}
+
+
+def _translate(err: ValidationError, path: Path | None) -> ScenarioError:
+    """The first problem as `ScenarioError(path, dotted.field, message)`, counting the rest.
+
+    Union-typed fields report one error per member; those are grouped back into one.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    # A misspelt key also makes the real one "missing": report the misspelling first.
+    errors = sorted(err.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    for error in errors:
+        dotted = _locate(error["loc"])[0]
+        if error["type"] == "extra_forbidden":
+            dotted = f"{dotted}.{error['loc'][-1]}" if dotted else str(error["loc"][-1])
+        groups.setdefault(dotted, []).append(error)
+    field, errors = next(iter(groups.items()))
+    message = _message(errors)
+    if len(groups) > 1:
+        more = len(groups) - 1
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ScenarioError(path, field or None, message)
+
+
+def _locate(loc: tuple[int | str, ...]) -> tuple[str, Any, FieldInfo | None]:
+    """Dotted TOML path of an error location, the type found there and the last field.
+
+    Pydantic adds union-member tags (`list[str]`, `literal['all']`) to locations; they are
+    not keys in the file, so anything that is not a field, index or table key is skipped.
+    """
+    dotted, field = "", None
+    tp: Any = Scenario
+    for item in loc:
+        if isinstance(item, int):
+            dotted += f"[{item}]"
+            tp = _element(tp, list)
+            continue
+        found = _model_in(tp)
+        if found is not None and item in found.model_fields:
+            field = found.model_fields[item]
+            tp = field.annotation
+        elif _element(tp, dict) is not None and item != "[key]":
+            tp = _element(tp, dict)
+        else:
+            continue
+        dotted = f"{dotted}.{item}" if dotted else str(item)
+    return dotted, tp, field
+
+
+def _members(tp: Any) -> tuple[Any, ...]:
+    return typing.get_args(tp) if typing.get_origin(tp) in _UNIONS else (tp,)
+
+
+def _model_in(tp: Any) -> type[BaseModel] | None:
+    for member in _members(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return member
+    return None
+
+
+def _element(tp: Any, container: type) -> Any:
+    """The element (list) or value (dict) type of `tp` or of its matching union member."""
+    for member in _members(tp):
+        if typing.get_origin(member) is container:
+            return typing.get_args(member)[-1]
+    return None
+
+
+def _message(errors: list[dict[str, Any]]) -> str:
+    error = errors[0]
+    kind, got = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return _unknown_key(error)
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return _out_of_range(error)
+    if kind == "literal_error" and len(errors) == 1:
+        return _unknown_choice(error)
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a table of keys (got {_show(got)})"
+    wanted = [_should(e["msg"]) for e in errors]
+    return f"must be {' or '.join(wanted)} (got {_show(got)})"
+
+
+def _should(msg: str) -> str:
+    return msg.removeprefix("Input should be ").removeprefix("Value should be ")
+
+
+def _unknown_key(error: dict[str, Any]) -> str:
+    key = str(error["loc"][-1])
+    holder = _model_in(_locate(error["loc"][:-1])[1])
+    allowed = list(holder.model_fields) if holder is not None else []
+    return f"unknown key {key!r}{_hint(key, allowed)}; allowed keys: {', '.join(allowed)}"
+
+
+def _unknown_choice(error: dict[str, Any]) -> str:
+    _, _, field = _locate(error["loc"])
+    allowed = [str(a) for a in _literal_values(field.annotation)] if field else []
+    got = error.get("input")
+    what = _WHAT.get(str(error["loc"][-1]), "value")
+    if not allowed:
+        return f"unknown {what} {_show(got)}; allowed: {error['ctx']['expected']}"
+    return f"unknown {what} {_show(got)}{_hint(str(got), allowed)}; allowed: {', '.join(allowed)}"
+
+
+def _literal_values(tp: Any) -> list[Any]:
+    values: list[Any] = []
+    for member in _members(tp):
+        if typing.get_origin(member) is Literal:
+            values.extend(typing.get_args(member))
+    return values
+
+
+def _out_of_range(error: dict[str, Any]) -> str:
+    """State the whole allowed range from the field's constraints, not only the bound hit."""
+    _, _, field = _locate(error["loc"])
+    bounds = {}
+    for constraint in field.metadata if field is not None else ():
+        for op, attr in ((">=", "ge"), (">", "gt"), ("<=", "le"), ("<", "lt")):
+            if isinstance(constraint, getattr(annotated_types, attr.capitalize())):
+                bounds[op] = getattr(constraint, attr)
+    if not bounds:
+        ctx = error.get("ctx", {})
+        ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+        bounds = {ops[k]: v for k, v in ctx.items() if k in ops}
+    rule = " and ".join(f"{op} {_number(v)}" for op, v in bounds.items())
+    got = _show(error.get("input"))
+    message = f"must be {rule} (got {got})"
+    if str(error["loc"][-1]).endswith("year"):
+        message += f"; the reference data covers {FIRST_DATA_YEAR}..{LAST_DATA_YEAR}"
+    return message
+
+
+def _hint(word: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

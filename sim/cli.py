@@ -1,0 +1,305 @@
+"""The `specsim` command line: run scenarios, validate them, list them, describe the data,
+compare results.
+
+Every user error (`SpecsimError`) becomes one line on stderr and exit code 2; Ctrl-C
+becomes one line and exit code 130. Result files are written atomically, so neither leaves
+a partial file behind. Heavy modules (the engine, Dask, reference data) are imported inside
+the commands that need them, so `specsim --help` and `specsim validate` stay fast.
+"""
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from sim.errors import SpecsimError
+
+app = typer.Typer(
+    name="specsim",
+    help="Simulate NHS England specialised-services funding: allocations to ICBs, "
+    "delegated vs retained budgets, demand and financial risk.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INTERRUPTED = "interrupted: stopped before finishing; no output file was written"
+
+# Variables shown by `specsim run`, summed over every dimension but year (and scenario).
+SUMMARY_VARIABLES = (
+    ("envelope", "envelope £m", 1e6),
+    ("retained_budget", "retained £m", 1e6),
+    ("allocation", "delegated £m", 1e6),
+    ("spend_mean", "mean spend £m", 1e6),
+    ("population", "population m", 1e6),
+)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr (red on a terminal; click strips colour otherwise), then exit."""
+    typer.secho(" ".join(message.splitlines()), err=True, fg="red")
+    raise typer.Exit(code)
+
+
+def user_errors(command: F) -> F:
+    """Turn user errors and Ctrl-C into one line and an exit code instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SpecsimError as err:
+            _fail(f"error: {err}")
+        except KeyboardInterrupt:
+            _fail(INTERRUPTED, code=130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        import sim
+
+        typer.echo(f"specsim {sim.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Simulate NHS England specialised-services funding."""
+
+
+@app.command()
+@user_errors
+def run(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario TOML file(s).")],
+    replications: Annotated[
+        int | None,
+        typer.Option("--replications", "-n", min=1, help="Replicates (default: run.replications)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Random seed (default: run.seed).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="NetCDF output (default: results/<scenario>.nc)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Run on a local Dask cluster of N workers.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Run on an existing Dask cluster, e.g. tcp://host:8786.")
+    ] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(min=1, help="Replicates per task (default: automatic).")
+    ] = None,
+    keep_replicates: Annotated[
+        Path | None, typer.Option(help="Also keep every replicate in this Zarr store.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run scenario(s) and write the results Dataset.
+
+    Several scenarios share one seed (the first file's run table) and so their
+    random numbers: the differences between them are the policies' effects.
+    """
+    from sim.atomic import write_netcdf
+    from sim.scenario import load_scenario
+
+    loaded = [load_scenario(path) for path in scenarios]
+    settings = loaded[0].run  # one seed for all: common random numbers across scenarios
+    target = out or Path("results") / ("_vs_".join(s.name for s in loaded) + ".nc")
+    if target.is_dir():
+        raise SpecsimError(f"{target}: --out is a folder; give a file name such as {target}/x.nc")
+
+    from sim import experiment
+
+    ds = experiment.run(
+        loaded if len(loaded) > 1 else loaded[0],
+        replications=replications if replications is not None else settings.replications,
+        seed=seed if seed is not None else settings.seed,
+        workers=workers,
+        scheduler=scheduler,
+        chunk_size=chunk_size,
+        keep_replicates=keep_replicates,
+        progress=not quiet,
+    )
+    write_netcdf(ds, target)
+    console = Console()
+    table = summary_table(ds)
+    if table.row_count:
+        console.print(table)
+    console.print(f"wrote {target}", highlight=False)
+
+
+def summary_table(ds: Any) -> Table:
+    """National totals for the base year, +5, +10 and the end year, for whatever exists."""
+    shown = [(n, label, scale) for n, label, scale in SUMMARY_VARIABLES if n in ds.data_vars]
+    table = Table(
+        title="England totals: delegated = allocations to ICBs, spend = mean over replicates"
+    )
+    if "year" not in ds.coords or not shown:
+        return table
+    years = [int(y) for y in ds["year"].values]
+    picks = sorted({years[0], years[0] + 5, years[0] + 10, years[-1]} & set(years))
+    scenarios = [str(s) for s in ds["scenario"].values] if "scenario" in ds.dims else [None]
+    if scenarios != [None]:
+        table.add_column("scenario")
+    table.add_column("year")
+    for _, label, _ in shown:
+        table.add_column(label, justify="right")
+    for name in scenarios:
+        part = ds.sel(scenario=name) if name is not None else ds
+        for year in picks:
+            cells = [f"{year}/{(year + 1) % 100:02d}"]
+            for var, _, scale in shown:
+                da = part[var]
+                value = float(da.sel(year=year).sum()) / scale if "year" in da.dims else None
+                cells.append("" if value is None else f"{value:,.2f}")
+            table.add_row(*([name] if name is not None else []), *cells)
+    return table
+
+
+def describe(scenario: Any) -> str:
+    """One line saying what a validated scenario will do."""
+    waves = len(scenario.delegation.waves)
+    population = scenario.population.mode
+    if population == "projection":
+        population = f"ONS {scenario.population.variant} projection"
+    return (
+        f"{scenario.name}: {scenario.time.base_year}..{scenario.time.end_year}, {population}, "
+        f"{scenario.allocation.formula} formula, {waves} delegation wave(s), "
+        f"{scenario.run.replications} replications (seed {scenario.run.seed}), "
+        f"sha256 {scenario.sha256[:12]}"
+    )
+
+
+@app.command()
+def validate(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario TOML file(s) to check.")],
+) -> None:
+    """Check scenario files without running them; exit code 2 if any is invalid."""
+    from sim.scenario import load_scenario
+
+    failed = False
+    for path in scenarios:
+        try:
+            scenario = load_scenario(path)
+        except SpecsimError as err:
+            typer.secho(" ".join(f"error: {err}".splitlines()), err=True, fg="red")
+            failed = True
+        else:
+            typer.echo(f"OK {path}: {describe(scenario)}")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("scenarios")
+@user_errors
+def list_scenarios_command(
+    folder: Annotated[Path, typer.Option(help="Folder of scenario files.")] = Path("scenarios"),
+) -> None:
+    """List the scenarios in a folder, with their descriptions."""
+    from sim.scenario import list_scenarios
+
+    table = Table(title=f"Scenarios in {folder}")
+    table.add_column("name")
+    table.add_column("description")
+    table.add_column("file", overflow="fold")
+    for info in list_scenarios(folder):
+        description = (
+            Text(f"invalid: {info.error}", style="red") if info.error else Text(info.description)
+        )
+        table.add_row(Text(info.name), description, Text(str(info.path)))
+    Console().print(table)
+
+
+@app.command()
+@user_errors
+def data() -> None:
+    """Describe the packaged reference data, its version, sources and licence."""
+    from sim import reference
+
+    console = Console()
+    console.print(as_table(reference.describe_data(), title="Reference data"))
+    console.print(f"data version: {reference.data_version()}", highlight=False)
+    licence = reference.load_reference().attrs.get("licence")
+    if licence:
+        console.print(Text(f"licence: {licence}"))
+
+
+@app.command()
+@user_errors
+def compare(
+    results: Annotated[
+        list[Path], typer.Argument(help="Results .nc files; the first is the base.")
+    ],
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="Write the comparison tables as CSV here.")
+    ] = None,
+    show_small_counts: Annotated[
+        bool, typer.Option(help="Do not suppress patient counts under 30 (disclosure control).")
+    ] = False,
+) -> None:
+    """Compare results files: national totals, ICB gains and losses, financial risk."""
+    from sim.compare import compare_files
+
+    table = compare_files(
+        results, report=report, csv_dir=csv, suppress_small_counts=not show_small_counts
+    )
+    console = Console()
+    console.print(as_table(table, title="Comparison"))
+    if report is not None:
+        console.print(f"wrote {report}", highlight=False)
+    if csv is not None:
+        console.print(f"wrote CSV tables to {csv}", highlight=False)
+
+
+def as_table(value: Any, title: str | None = None) -> Any:
+    """A DataFrame or list of row dicts as a rich Table; anything else is printed as is.
+
+    A meaningful index (not the default 0..n-1) becomes the first column(s).
+    """
+    import pandas as pd
+
+    if isinstance(value, list) and all(isinstance(row, dict) for row in value):
+        value = pd.DataFrame(value)
+    if not isinstance(value, pd.DataFrame):
+        return value
+    table = Table(title=title)
+    show_index = not isinstance(value.index, pd.RangeIndex)
+    for name in value.index.names if show_index else []:
+        table.add_column("" if name is None else str(name), overflow="fold")
+    for column in value.columns:
+        numeric = value[column].dtype.kind in "iuf"
+        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
+    for key, row in value.iterrows():
+        keys = key if isinstance(key, tuple) else (key,)
+        labels = [Text(str(k)) for k in keys] if show_index else []
+        table.add_row(*labels, *(Text(_cell(v)) for v in row))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return ""
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    app()

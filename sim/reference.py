@@ -1,0 +1,250 @@
+"""Packaged reference data (`sim/data/`) as validated pandas and xarray objects.
+
+Every model module reads its public inputs through these loaders, so a missing, truncated
+or hand-edited data file fails here with one `DataError` line naming the file, instead of
+as an h5py traceback or a silent NaN deep inside a run. `scripts/build_reference_data.py`
+writes the files; `sim/data/README.md` documents their sources, units and timing.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sim.errors import DataError
+
+REFERENCE_FILE = "reference.nc"
+
+# The contract in docs/architecture.md: every variable and its dims, in order.
+REFERENCE_VARIABLES: dict[str, tuple[str, ...]] = {
+    "population_projection": ("variant", "year", "icb", "sex", "age"),
+    "population_estimate": ("estimate_year", "icb", "sex", "age"),
+    "gp_registered": ("icb", "sex", "age"),
+    "npp_mortality": ("variant", "year", "sex", "age"),
+    "npp_mortality_birth": ("variant", "year", "sex"),
+    "npp_fertility": ("variant", "year", "fertility_age"),
+    "npp_net_migration": ("variant", "year", "sex", "age"),
+    "npp_population": ("variant", "year", "sex", "age"),
+    "imd_score": ("icb",),
+    "imd_income_score": ("icb",),
+    "imd_health_score": ("icb",),
+    "aif_population": ("aif_year", "icb"),
+    "aif_weighted_population": ("aif_year", "icb", "aif_component"),
+    "merger_share": ("icb", "icb26"),
+}
+COUNT_VARIABLES = (
+    "population_projection",
+    "population_estimate",
+    "gp_registered",
+    "npp_population",
+    "aif_population",
+)
+ICB_COLUMNS = ["icb", "icb_ods", "icb_name", "region", "region_ods", "region_name"]
+
+SERVICE_COLUMNS = [
+    "service_id",
+    "name",
+    "programme_of_care",
+    "crg",
+    "highly_specialised",
+    "delegation_group",
+    "baseline_spend_gbp",
+    "spend_basis",
+    "age_profile",
+    "non_demographic_growth",
+    "mean_cost_gbp",
+    "cost_cv",
+    "high_cost_share",
+    "high_cost_mean_gbp",
+    "basis_note",
+]
+SERVICE_NUMBERS = [
+    "baseline_spend_gbp",
+    "non_demographic_growth",
+    "mean_cost_gbp",
+    "cost_cv",
+    "high_cost_share",
+    "high_cost_mean_gbp",
+]
+SERVICE_CHOICES = {
+    "delegation_group": {"wave_59", "wave_70", "retained"},
+    "spend_basis": {"published", "assumption"},
+}
+PROFILE_COLUMNS = ["profile", "sex", "age", "relative_rate"]
+
+# Short descriptions for `specsim data`; sources in full are in sim/data/README.md.
+DATA_FILES = {
+    REFERENCE_FILE: (
+        "Populations by ICB (SNPP 2018-based, MYE, GP-registered), NPP England mortality, "
+        "fertility and migration, IMD 2019, AIF weighted populations, 2026 merger shares",
+        "ONS, NHS England, MHCLG (OGL v3); ICB aggregation of SNPP by The Strategy Unit",
+    ),
+    "icbs.csv": ("The 42 ICBs of April 2023 with their NHS regions", "ONS April 2023 lookup"),
+    "icbs_2026.csv": (
+        "The 36 ICBs of April 2026 with their NHS regions",
+        "NHS England GP practice map, Aug 2026",
+    ),
+    "services.csv": (
+        "Specialised-services catalogue: spend, delegation group, cost model",
+        "see docs/service_catalogue.md",
+    ),
+    "utilisation_profiles.csv": (
+        "Relative utilisation by sex and age for each service profile",
+        "see docs/service_catalogue.md",
+    ),
+    "pipeline.csv": (
+        "Candidate new treatments for CPAG prioritisation (synthetic)",
+        "see docs/demand_model.md",
+    ),
+}
+
+
+def data_path(name: str) -> Path:
+    """Path of a packaged data file (it may not exist)."""
+    return Path(str(files("sim").joinpath("data", name)))
+
+
+def load_reference(path: str | Path | None = None) -> xr.Dataset:
+    """The reference Dataset, read once per path, validated, fully in memory, file closed.
+
+    Returns a shallow copy, so a caller adding or dropping variables cannot change what the
+    next caller gets; the arrays themselves are shared and read-only (copy before writing).
+    """
+    target = Path(path) if path is not None else data_path(REFERENCE_FILE)
+    return _read_reference(str(target.resolve())).copy(deep=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_reference(path: str) -> xr.Dataset:
+    if not Path(path).is_file():
+        raise DataError(
+            path, "reference data file not found (rebuild: python scripts/build_reference_data.py)"
+        )
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as opened:
+            ds = opened.load()
+    except ImportError as error:
+        raise DataError(path, f"cannot read NetCDF ({error})") from None
+    except Exception as error:  # h5py/h5netcdf raise many types for a damaged file
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(path, f"not a readable NetCDF file ({reason})") from None
+    _validate_reference(path, ds)
+    for variable in ds.variables.values():  # shared by every caller: writes must fail loudly
+        variable.values.flags.writeable = False
+    return ds
+
+
+def _validate_reference(path: str, ds: xr.Dataset) -> None:
+    for name, dims in REFERENCE_VARIABLES.items():
+        if name not in ds.data_vars:
+            raise DataError(path, f"variable '{name}' is missing")
+        if ds[name].dims != dims:
+            raise DataError(path, f"variable '{name}' has dims {ds[name].dims}, expected {dims}")
+        if ds[name].isnull().any():
+            raise DataError(path, f"variable '{name}' has missing values")
+    for name in COUNT_VARIABLES:
+        if (ds[name] < 0).any():
+            raise DataError(path, f"variable '{name}' has negative populations")
+    if "data_version" not in ds.attrs:
+        raise DataError(path, "attribute 'data_version' is missing")
+
+
+def data_version() -> str:
+    """Version of the packaged reference data: release plus a hash of its contents."""
+    return str(load_reference().attrs["data_version"])
+
+
+def load_icbs(footprint: Literal[2023, 2026] = 2023) -> pd.DataFrame:
+    """The ICB table for the 2023 (42 ICBs) or 2026 (36 ICBs) footprint, sorted by code."""
+    names = {2023: "icbs.csv", 2026: "icbs_2026.csv"}
+    if footprint not in names:  # a caller's bug: scenarios only allow 2023 and 2026
+        raise ValueError(f"unknown ICB footprint {footprint!r}; use 2023 or 2026")
+    path = data_path(names[footprint])
+    table = _read_csv(path, dtype=str)
+    _require_columns(path, table, ICB_COLUMNS)
+    if table["icb"].duplicated().any() or table.isna().any().any():
+        raise DataError(path, "duplicate ICB codes or blank cells")
+    return table[ICB_COLUMNS].sort_values("icb").reset_index(drop=True)
+
+
+def load_services(path: str | Path | None = None) -> pd.DataFrame:
+    """The service catalogue with typed, checked columns (one row per `service_id`)."""
+    path = Path(path) if path is not None else data_path("services.csv")
+    table = _read_csv(path, dtype=str, keep_default_na=False)
+    _require_columns(path, table, SERVICE_COLUMNS)
+    table = table[SERVICE_COLUMNS].copy()
+    if (table["service_id"] == "").any() or table["service_id"].duplicated().any():
+        raise DataError(path, "service_id: blank or duplicated values")
+    flags = table["highly_specialised"].str.strip().str.lower()
+    if not flags.isin(["true", "false"]).all():
+        raise DataError(path, "highly_specialised: values must be true or false")
+    table["highly_specialised"] = flags == "true"
+    for column in SERVICE_NUMBERS:
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        lowest = -1.0 if column == "non_demographic_growth" else 0.0  # a service may shrink
+        if numbers.isna().any() or (numbers < lowest).any():
+            raise DataError(path, f"{column}: values must be numbers >= {lowest:g}")
+        table[column] = numbers.astype(float)
+    for column, allowed in SERVICE_CHOICES.items():
+        wrong = sorted(set(table[column]) - allowed)
+        if wrong:
+            raise DataError(path, f"{column}: unknown values {wrong}; allowed {sorted(allowed)}")
+    return table
+
+
+def load_profiles(path: str | Path | None = None) -> xr.DataArray:
+    """Relative utilisation rates as DataArray(profile, sex, age) on the full sex x 0..90 grid."""
+    path = Path(path) if path is not None else data_path("utilisation_profiles.csv")
+    table = _read_csv(path, dtype={"profile": str, "sex": str})
+    _require_columns(path, table, PROFILE_COLUMNS)
+    if table.duplicated(["profile", "sex", "age"]).any():
+        raise DataError(path, "duplicate (profile, sex, age) rows")
+    rates = pd.to_numeric(table["relative_rate"], errors="coerce")
+    if rates.isna().any() or (rates < 0).any():
+        raise DataError(path, "relative_rate: values must be non-negative numbers")
+    grid = table.assign(relative_rate=rates).set_index(["profile", "sex", "age"])["relative_rate"]
+    da = xr.DataArray.from_series(grid)
+    expected_ages = np.arange(91)
+    if list(da["sex"].values) != ["f", "m"] or not np.array_equal(da["age"].values, expected_ages):
+        raise DataError(path, "each profile needs sex f and m and every age 0..90")
+    if da.isnull().any():
+        raise DataError(path, "some (profile, sex, age) cells are missing")
+    da.name = "relative_rate"
+    da.attrs = {"units": "1", "long_name": "utilisation rate relative to the profile's reference"}
+    return da
+
+
+def describe_data() -> list[dict[str, str]]:
+    """One row per packaged data file: file, what it holds, source, size."""
+    rows = []
+    for name, (what, source) in DATA_FILES.items():
+        path = data_path(name)
+        size = _human_size(path.stat().st_size) if path.is_file() else "missing"
+        rows.append({"file": name, "what": what, "source": source, "size": size})
+    return rows
+
+
+def _human_size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e6 else f"{n_bytes / 1e3:.0f} kB"
+
+
+def _read_csv(path: Path, **options) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(path, "data file not found")
+    try:
+        return pd.read_csv(path, **options)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0]
+        raise DataError(path, f"not a readable CSV file ({reason})") from None
+
+
+def _require_columns(path: Path, table: pd.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(path, f"missing columns {missing}")
