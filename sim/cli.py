@@ -116,9 +116,8 @@ def run(
     random numbers: the differences between them are the policies' effects.
     """
     from sim.atomic import write_netcdf
-    from sim.scenario import load_scenario
 
-    loaded = [load_scenario(path) for path in scenarios]
+    loaded = [load_checked(path) for path in scenarios]
     settings = loaded[0].run  # one seed for all: common random numbers across scenarios
     target = out or Path("results") / ("_vs_".join(s.name for s in loaded) + ".nc")
     if target.is_dir():
@@ -186,17 +185,30 @@ def describe(scenario: Any) -> str:
     )
 
 
+def load_checked(path: Path) -> Any:
+    """Load a scenario and check it against the reference data (wave names, floor funding).
+
+    Done before any run starts so a bad wave or an unfundable floor exits 2 at once,
+    not after minutes of simulation, and nothing is written.
+    """
+    from sim.allocation import check_allocation_inputs
+    from sim.reference import load_icbs, load_services
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(path)
+    check_allocation_inputs(scenario, load_services(), load_icbs(2023))
+    return scenario
+
+
 @app.command()
 def validate(
     scenarios: Annotated[list[Path], typer.Argument(help="Scenario TOML file(s) to check.")],
 ) -> None:
     """Check scenario files without running them; exit code 2 if any is invalid."""
-    from sim.scenario import load_scenario
-
     failed = False
     for path in scenarios:
         try:
-            scenario = load_scenario(path)
+            scenario = load_checked(path)
         except SpecsimError as err:
             typer.secho(" ".join(f"error: {err}".splitlines()), err=True, fg="red")
             failed = True

@@ -1,0 +1,81 @@
+"""Candidate new treatments and the CPAG relative-prioritisation rule.
+
+Why: NHS England funds non-mandated new treatments by ranking candidates on relative clinical
+benefit and cost (CPAG) within a development fund. The candidates here are a synthetic,
+documented pipeline (`sim/data/pipeline.csv`, assumptions in docs/demand_model.md); the rule
+is the published one in outline: best benefit per pound first, until the fund runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.errors import DataError
+
+COLUMNS = (
+    "candidate_id",
+    "name",
+    "service_id",
+    "available_year",
+    "benefit_score",
+    "annual_cost_gbp",
+)
+
+
+def load_pipeline(
+    path: str | Path | None = None, known_services: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Read the candidate pipeline, checking its columns, values and (if given) services."""
+    source = Path(path) if path else Path(str(resources.files("sim") / "data" / "pipeline.csv"))
+    try:
+        table = pd.read_csv(source)
+    except (OSError, pd.errors.ParserError) as err:
+        raise DataError(source, f"cannot read the CPAG pipeline: {err}") from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(source, f"missing column(s) {', '.join(missing)}")
+    if (table["annual_cost_gbp"] <= 0).any() or (table["benefit_score"] < 0).any():
+        raise DataError(source, "annual_cost_gbp must be > 0 and benefit_score >= 0")
+    if known_services is not None:
+        unknown = sorted(set(table["service_id"]) - set(known_services))
+        if unknown:
+            raise DataError(source, f"service_id: not in the catalogue: {', '.join(unknown)}")
+    return table.sort_values(["available_year", "candidate_id"], ignore_index=True)
+
+
+def prioritise(benefit: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray:
+    """Positions of the candidates funded: best benefit per pound first, each while it still
+    fits in `budget`; one that does not fit is skipped and a cheaper one may still be funded
+    (the greedy rule for a fixed budget). Ties keep pipeline order."""
+    order = np.argsort(-(benefit / cost), kind="stable")
+    chosen = []
+    left = budget
+    for k in order:
+        if cost[k] <= left:
+            chosen.append(k)
+            left -= cost[k]
+    return np.array(chosen, dtype=np.int64)
+
+
+class CpagQueue:
+    """The queue of candidates awaiting a CPAG round; unfunded ones wait for the next round."""
+
+    def __init__(self, pipeline: pd.DataFrame) -> None:
+        self._table = pipeline.reset_index(drop=True)
+        self._year = self._table["available_year"].to_numpy(int)
+        self._benefit = self._table["benefit_score"].to_numpy(float)
+        self._cost = self._table["annual_cost_gbp"].to_numpy(float)
+        self._waiting = np.ones(len(self._table), bool)
+
+    def run_round(self, year: int, budget: float, considered: int) -> pd.DataFrame:
+        """Consider the `considered` oldest available candidates; return those funded, best
+        value first."""
+        pool = np.flatnonzero(self._waiting & (self._year <= year))[:considered]
+        funded = pool[prioritise(self._benefit[pool], self._cost[pool], budget)]
+        self._waiting[funded] = False
+        return self._table.iloc[funded]

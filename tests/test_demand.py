@@ -1,0 +1,165 @@
+"""Demand model: calibration to the catalogue, cost distributions, draws, CPAG rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from sim.demand import (
+    CATALOGUE_YEAR,
+    CellCosts,
+    build_demand,
+    cost_model,
+    draw_month,
+    expected_month,
+    need_multiplier,
+)
+from sim.pipeline import CpagQueue, load_pipeline, prioritise
+from sim.reference import load_profiles, load_services
+from sim.scenario import DemandConfig
+
+
+@pytest.fixture(scope="module")
+def services() -> pd.DataFrame:
+    return load_services()
+
+
+@pytest.fixture(scope="module")
+def population() -> xr.DataArray:
+    """A made-up England: 42 ICBs of different sizes and age structures."""
+    rng = np.random.default_rng(3)
+    ages = np.arange(91)
+    shape = np.exp(-ages / rng.uniform(30, 60, size=(42, 1, 1))) * rng.uniform(0.8, 1.2, (42, 2, 1))
+    size = rng.uniform(0.5e6, 3e6, size=42)
+    values = shape / shape.sum(axis=(1, 2), keepdims=True) * size[:, None, None]
+    return xr.DataArray(
+        values,
+        dims=("icb", "sex", "age"),
+        coords={"icb": [f"E{i:02d}" for i in range(42)], "sex": ["f", "m"], "age": ages},
+    )
+
+
+@pytest.fixture(scope="module")
+def imd(population) -> xr.DataArray:
+    rng = np.random.default_rng(4)
+    return xr.DataArray(rng.uniform(8, 40, 42), dims="icb", coords={"icb": population["icb"]})
+
+
+def test_base_year_expected_spend_matches_catalogue_grown_to_base_year(services, population, imd):
+    model = build_demand(DemandConfig(), services, load_profiles(), imd, population, 2025)
+    spend = model.annual_patients(population.values, 2025).sum(axis=0) * model.costs.mean
+    target = services["baseline_spend_gbp"] * (1 + services["non_demographic_growth"]) ** (
+        2025 - CATALOGUE_YEAR
+    )
+    np.testing.assert_allclose(spend, target, rtol=1e-10)
+
+
+def test_growth_multiplier_scales_non_demographic_growth_only(services, population, imd):
+    profiles = load_profiles()
+    flat = build_demand(
+        DemandConfig(growth_multiplier=0.0), services, profiles, imd, population, 2024
+    )
+    double = build_demand(
+        DemandConfig(growth_multiplier=2.0), services, profiles, imd, population, 2024
+    )
+    pop = population.values
+    np.testing.assert_allclose(flat.annual_patients(pop, 2030), flat.annual_patients(pop, 2024))
+    g = services["non_demographic_growth"].to_numpy()
+    ratio = double.annual_patients(pop, 2027) / double.annual_patients(pop, 2024)
+    np.testing.assert_allclose(ratio, np.broadcast_to((1 + 2 * g) ** 3, ratio.shape))
+
+
+def test_need_multiplier_has_weighted_mean_one_and_rises_with_deprivation(population, imd):
+    weight = population.sum(("sex", "age"))
+    mult = need_multiplier(imd, weight, 0.15)
+    assert float((mult * weight).sum() / weight.sum()) == pytest.approx(1.0, rel=1e-12)
+    order = np.argsort(imd.values)
+    assert np.all(np.diff(mult.values[order]) > 0)
+    assert np.allclose(need_multiplier(imd, weight, 0.0), 1.0)
+
+
+def test_high_cost_cases_take_their_catalogue_share_of_spend(services):
+    costs = cost_model(services, high_cost_cases=True)
+    hc_spend = costs.hc_share * costs.hc_mean / costs.mean
+    np.testing.assert_allclose(hc_spend, services["high_cost_share"], atol=1e-12)
+    off = cost_model(services, high_cost_cases=False)
+    np.testing.assert_allclose(off.mean, costs.mean, rtol=1e-12)
+    assert not off.hc_share.any()
+
+
+def _small_costs() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "mean_cost_gbp": [10_000.0, 40_000.0, 5_000.0],
+            "cost_cv": [1.0, 1.5, 0.5],
+            "high_cost_share": [0.0, 0.4, 0.0],
+            "high_cost_mean_gbp": [0.0, 600_000.0, 0.0],
+        }
+    )
+
+
+def test_draws_agree_with_analytic_mean_and_variance():
+    costs = cost_model(_small_costs(), high_cost_cases=True)
+    lam = np.array([[0.5, 3.0, 40.0], [8.0, 0.2, 2.0]])  # (icb, service) patients a month
+    cells = CellCosts.for_footprint(costs, 2)
+    threshold = 500_000.0
+    rng = np.random.default_rng(11)
+    n = 6000
+    draws = [draw_month(rng, lam.ravel(), cells, threshold) for _ in range(n)]
+    expect = expected_month(lam, costs, threshold)
+    for field in ("patients", "spend", "hc_excess"):
+        sample = np.stack([getattr(d, field) for d in draws]).reshape(n, *lam.shape)
+        mean, se = sample.mean(0), sample.std(0) / np.sqrt(n)
+        ok = np.where(
+            se > 0, np.abs(mean - getattr(expect, field)) < 4 * se, mean == getattr(expect, field)
+        )
+        assert ok.all(), field
+    # compound Poisson: Var(spend) = lambda x E[cost^2], cell by cell (cells with at least one
+    # patient a month: for rarer ones the sample variance itself is too noisy at this n)
+    second = (1 - costs.hc_share) * costs.reg_mean**2 * (1 + 1 / costs.reg_shape) + (
+        costs.hc_share * costs.hc_mean**2 * (1 + 1 / costs.hc_shape)
+    )
+    spend = np.stack([d.spend for d in draws]).reshape(n, *lam.shape)
+    busy = lam >= 1
+    np.testing.assert_allclose(spend.var(0)[busy], (lam * second)[busy], rtol=0.15)
+
+
+def test_zero_expected_patients_draw_nothing():
+    costs = cost_model(_small_costs(), high_cost_cases=True)
+    draw = draw_month(np.random.default_rng(0), np.zeros(3), CellCosts.for_footprint(costs, 1), 1e5)
+    assert not draw.patients.any() and not draw.spend.any() and not draw.hc_excess.any()
+
+
+def test_prioritise_funds_best_value_first_within_budget():
+    benefit = np.array([10.0, 30.0, 5.0, 8.0])
+    cost = np.array([10.0, 20.0, 10.0, 2.0])  # value: 1.0, 1.5, 0.5, 4.0
+    # order 3 (2), 1 (20), 0 (10) -> 32 > 30: skip 0, then 2 (10) does not fit either
+    assert list(prioritise(benefit, cost, 30.0)) == [3, 1]
+    assert list(prioritise(benefit, cost, 100.0)) == [3, 1, 0, 2]
+    assert list(prioritise(benefit, cost, 1.0)) == []
+
+
+def test_cpag_queue_waits_for_availability_and_keeps_the_unfunded():
+    table = pd.DataFrame(
+        {
+            "candidate_id": ["a", "b", "c"],
+            "name": ["a", "b", "c"],
+            "service_id": ["s", "s", "s"],
+            "available_year": [2024, 2024, 2026],
+            "benefit_score": [1.0, 2.0, 9.0],
+            "annual_cost_gbp": [5.0, 5.0, 1.0],
+        }
+    )
+    queue = CpagQueue(table)
+    assert list(queue.run_round(2024, 6.0, 3)["candidate_id"]) == ["b"]
+    assert list(queue.run_round(2025, 6.0, 3)["candidate_id"]) == ["a"]
+    assert list(queue.run_round(2025, 6.0, 3)["candidate_id"]) == []
+    assert list(queue.run_round(2026, 6.0, 3)["candidate_id"]) == ["c"]
+
+
+def test_packaged_pipeline_names_catalogue_services(services):
+    pipeline = load_pipeline(known_services=services["service_id"])
+    assert len(pipeline) > 0
+    assert (pipeline["annual_cost_gbp"] > 0).all()
