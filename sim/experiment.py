@@ -1,0 +1,320 @@
+"""Ensembles of replicates: chunking, execution (in-process or Dask) and streamed reduction.
+
+Replicates are split into chunks only for execution. Each replicate `i` draws from its own
+stream `SeedSequence(seed, spawn_key=(i,))` inside the engine, and every scenario of a call
+gets the same seed, so scenarios share random streams (common random numbers) and results
+never depend on chunking. Chunks are folded into `sim.results.Summariser` strictly in
+replicate order (a chunk that finishes early waits for its predecessors), which makes the
+summaries bit-identical for any chunk size, worker count or scheduler. At most `window`
+chunks are outstanding at once, so memory is bounded by the chunks in flight, not by the
+number of replicates.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from sim.atomic import atomic_path
+from sim.results import Summariser, combine_scenarios, deterministic_digest, finalise
+from sim.scenario import Scenario
+
+Engine = Callable[[Scenario, Sequence[int], int], xr.Dataset]
+ScenarioLike = Scenario | str | os.PathLike
+
+MAX_CHUNK = 100  # replicates per chunk: bounds a worker's memory (engine: ~2 MB each)
+MAX_TASKS = 400  # chunks per call: keeps the Dask task graph in the hundreds
+CHUNKS_PER_SLOT = 4  # enough chunks per worker thread to balance load
+
+
+@dataclass(frozen=True)
+class Task:
+    """One chunk of one scenario: replicates start..stop-1 (global indices)."""
+
+    scenario: int
+    chunk: int
+    start: int
+    stop: int
+
+
+@dataclass
+class ChunkResult:
+    """What a chunk sends back: per-replicate variables, plus deterministic ones once."""
+
+    stochastic: xr.Dataset
+    deterministic: xr.Dataset | None
+    digest: str
+
+
+def run_chunk(
+    scenario: Scenario, start: int, stop: int, seed: int, engine: Engine | None, first: bool
+) -> ChunkResult:
+    """Simulate replicates start..stop-1. Runs on a worker, which loads reference data itself."""
+    if engine is None:
+        from sim.engine import simulate as engine
+    ds = engine(scenario, range(start, stop), seed)
+    stochastic = [name for name, da in ds.data_vars.items() if "replicate" in da.dims]
+    deterministic = ds.drop_vars(stochastic).drop_dims("replicate", errors="ignore")
+    return ChunkResult(
+        stochastic=ds[stochastic],
+        deterministic=deterministic if first else None,
+        digest=deterministic_digest(deterministic),
+    )
+
+
+def default_chunk_size(replications: int, n_scenarios: int, slots: int) -> int:
+    """Small enough to balance `slots` worker threads, large enough to keep tasks in hundreds."""
+    size = min(MAX_CHUNK, math.ceil(replications / (CHUNKS_PER_SLOT * slots)))
+    size = max(size, math.ceil(replications / max(1, MAX_TASKS // n_scenarios)))
+    return max(1, size)
+
+
+def plan(replications: int, n_scenarios: int, chunk_size: int) -> list[Task]:
+    """Tasks ordered chunk-major so all scenarios advance together."""
+    tasks = []
+    for chunk, start in enumerate(range(0, replications, chunk_size)):
+        stop = min(start + chunk_size, replications)
+        tasks.extend(Task(s, chunk, start, stop) for s in range(n_scenarios))
+    return tasks
+
+
+def load(scenario: ScenarioLike) -> Scenario:
+    """A Scenario as given, or loaded and validated from a TOML path."""
+    if isinstance(scenario, Scenario):
+        return scenario
+    from sim.scenario import load_scenario
+
+    return load_scenario(scenario)
+
+
+class ReplicateStore:
+    """Per-replicate output in Zarr, written chunk by chunk as chunks are folded. The caller
+    gives a temporary path (`sim.atomic.atomic_path`) renamed into place only on success."""
+
+    def __init__(self, path: Path, replications: int, chunk_size: int) -> None:
+        self.tmp = path
+        self.replications = replications
+        self.chunk_size = chunk_size
+        self.started: set[str | None] = set()
+
+    def write(self, group: str | None, task: Task, chunk: xr.Dataset) -> None:
+        chunk = chunk.drop_vars(
+            [name for name, v in chunk.variables.items() if "replicate" not in v.dims]
+        ).transpose("replicate", ...)
+        if group not in self.started:
+            self._create(group, chunk)
+            self.started.add(group)
+        chunk.to_zarr(
+            self.tmp,
+            group=group,
+            region={"replicate": slice(task.start, task.stop)},
+            consolidated=False,
+        )
+
+    def _create(self, group: str | None, chunk: xr.Dataset) -> None:
+        """Pre-create every variable with the full replicate dimension (metadata only)."""
+        import dask.array as da
+
+        template = xr.Dataset(coords={"replicate": np.arange(self.replications)})
+        encoding = {}
+        for name, var in chunk.data_vars.items():
+            var = var.transpose("replicate", ...)
+            shape = (self.replications, *var.shape[1:])
+            chunks = (self.chunk_size, *var.shape[1:])
+            template[name] = xr.DataArray(
+                da.zeros(shape, chunks=chunks, dtype=var.dtype),
+                dims=var.dims,
+                coords={k: v for k, v in var.coords.items() if "replicate" not in v.dims},
+                attrs=var.attrs,
+            )
+            encoding[name] = {"chunks": chunks}
+        mode = "w" if not self.started else "a"
+        template.to_zarr(
+            self.tmp, group=group, mode=mode, compute=False, encoding=encoding, consolidated=False
+        )
+
+
+class Ensemble:
+    """Runs the tasks of one call and folds their results, in replicate order, per scenario."""
+
+    def __init__(
+        self,
+        scenarios: list[Scenario],
+        replications: int,
+        seed: int,
+        chunk_size: int,
+        engine: Engine | None,
+        store: ReplicateStore | None,
+        progress: bool,
+    ) -> None:
+        self.scenarios = scenarios
+        self.replications = replications
+        self.seed = seed
+        self.engine = engine
+        self.store = store
+        self.progress = progress
+        self.tasks = plan(replications, len(scenarios), chunk_size)
+        self.next_chunk = [0] * len(scenarios)
+        self.pending: list[dict[int, tuple[Task, ChunkResult]]] = [{} for _ in scenarios]
+        self.summaries: list[Summariser | None] = [None] * len(scenarios)
+        self.digests: list[str | None] = [None] * len(scenarios)
+        self.folded = 0
+
+    def args(self, task: Task) -> tuple:
+        scenario = self.scenarios[task.scenario]
+        return (scenario, task.start, task.stop, self.seed, self.engine, task.chunk == 0)
+
+    def run(self, results: Iterator[tuple[Task, ChunkResult]]) -> list[xr.Dataset]:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        total = self.replications * len(self.scenarios)
+        console = Console(stderr=True)
+        with Progress(console=console, disable=not self.progress, transient=True) as bar:
+            job = bar.add_task("replicates", total=total)
+            for task, result in results:
+                self.pending[task.scenario][task.chunk] = (task, result)
+                bar.advance(job, self._fold(task.scenario))
+        return [s.result() for s in self.summaries]
+
+    def _fold(self, s: int) -> int:
+        """Fold every chunk of scenario s that is next in order; returns replicates folded."""
+        done = 0
+        while self.next_chunk[s] in self.pending[s]:
+            task, result = self.pending[s].pop(self.next_chunk[s])
+            if task.chunk == 0:
+                self.summaries[s] = Summariser(result.deterministic)
+                self.digests[s] = result.digest
+            elif result.digest != self.digests[s]:
+                raise RuntimeError(
+                    f"scenario {self.scenarios[s].name!r}: deterministic results of chunk "
+                    f"{task.chunk} differ from chunk 0 (engine is not deterministic)"
+                )
+            self.summaries[s].add(result.stochastic)
+            if self.store is not None:
+                group = self.scenarios[s].name if len(self.scenarios) > 1 else None
+                self.store.write(group, task, result.stochastic)
+            self.next_chunk[s] += 1
+            self.folded += 1
+            done += task.stop - task.start
+        return done
+
+    def in_process(self) -> Iterator[tuple[Task, ChunkResult]]:
+        for task in self.tasks:
+            yield task, run_chunk(*self.args(task))
+
+    def on_dask(self, client, window: int) -> Iterator[tuple[Task, ChunkResult]]:
+        """Submit at most `window` unfolded chunks at a time; yield them as they finish."""
+        from distributed import as_completed
+
+        token = uuid.uuid4().hex[:8]
+        queue = iter(self.tasks)
+        submitted = 0
+        futures = as_completed(with_results=True)
+        which = {}
+
+        def top_up() -> None:
+            nonlocal submitted
+            while submitted - self.folded < window:
+                task = next(queue, None)
+                if task is None:
+                    return
+                key = f"specsim-{token}-{task.scenario}-{task.chunk}"
+                future = client.submit(run_chunk, *self.args(task), key=key, pure=False)
+                which[future.key] = task
+                futures.add(future)
+                submitted += 1
+
+        top_up()
+        for future, result in futures:
+            task = which.pop(future.key)
+            future.release()
+            yield task, result
+            top_up()
+
+
+def _connect(workers: int | None, scheduler: str | None):
+    """(client, cluster or None) for a local cluster of `workers` processes or an address."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        client = Client(scheduler)
+        cluster = None
+    else:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+        )
+        client = Client(cluster)
+    note = "" if find_spec("bokeh") else " (served only if the bokeh package is installed)"
+    print(f"Dask dashboard: {client.dashboard_link}{note}", file=sys.stderr)
+    return client, cluster
+
+
+def run(
+    scenarios: ScenarioLike | Sequence[ScenarioLike],
+    replications: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    chunk_size: int | None = None,
+    keep_replicates: str | os.PathLike | None = None,
+    progress: bool = True,
+    engine: Engine | None = None,
+) -> xr.Dataset:
+    """Run an ensemble of `replications` replicates of one or several scenarios.
+
+    A single scenario gives its summary Dataset; a list gives one Dataset with a `scenario`
+    dimension named by scenario name. `workers=N` starts a local Dask cluster of N
+    single-threaded processes, `scheduler` connects to an existing one; otherwise in-process.
+    `replications` and `seed` default to the first scenario's `[run]` section (one seed for
+    all: common random numbers). `keep_replicates` also writes every replicate's variables
+    to that Zarr path (one group per scenario when several). `engine` replaces
+    `sim.engine.simulate` (tests, benchmarks).
+    """
+    from sim.errors import SpecsimError
+
+    several = isinstance(scenarios, list | tuple)
+    loaded = [load(s) for s in (scenarios if several else [scenarios])]
+    names = [s.name for s in loaded]
+    if len(set(names)) != len(names):
+        raise SpecsimError(f"scenario names must differ to be compared: {names}")
+    replications = loaded[0].run.replications if replications is None else replications
+    seed = loaded[0].run.seed if seed is None else seed
+    if replications < 1:
+        raise SpecsimError(f"replications must be at least 1 (got {replications})")
+    with ExitStack() as stack:
+        client = None
+        if workers is not None or scheduler is not None:
+            client, cluster = _connect(workers, scheduler)
+            if cluster is not None:
+                stack.callback(cluster.close)
+            stack.callback(client.close)  # runs first: callbacks unwind last-in first-out
+        slots = sum(client.nthreads().values()) if client is not None else 1
+        size = chunk_size or default_chunk_size(replications, len(loaded), slots)
+        store = None
+        if keep_replicates is not None:
+            tmp = stack.enter_context(atomic_path(keep_replicates))
+            store = ReplicateStore(tmp, replications, size)
+        ensemble = Ensemble(loaded, replications, seed, size, engine, store, progress)
+        if client is None:
+            summaries = ensemble.run(ensemble.in_process())
+        else:
+            summaries = ensemble.run(ensemble.on_dask(client, window=max(4, 2 * slots)))
+    datasets = [
+        finalise(ds, scenario, seed, replications)
+        for ds, scenario in zip(summaries, loaded, strict=True)
+    ]
+    return combine_scenarios(datasets) if several else datasets[0]

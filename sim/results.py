@@ -1,0 +1,420 @@
+"""The results Dataset: streamed summaries over replicates, provenance attrs, national table.
+
+WHY streamed: an ensemble of 10,000 replicates must not hold every replicate in memory, so
+each replicate is folded into running statistics as soon as it arrives. WHY strictly in
+replicate order: floating-point sums depend on how terms are grouped, so folding one
+replicate at a time in global index order makes the summaries bit-identical for any chunk
+size, number of workers or scheduler (the caller, `sim.experiment`, guarantees the order).
+
+Definitions (also written into each variable's attrs):
+- `X_mean`, `X_std`: mean and sample standard deviation (ddof=1) over replicates (Welford).
+- `X_quantile`: quantiles 0.05, 0.5, 0.95 over replicates (numpy's "linear" definition). Exact
+  while replications <= `PILOT`; beyond, estimated from a fixed-grid histogram per cell (see
+  `QuantileSketch`), accurate to one bin width (bins are 1/`BINS` of the grid, which spans the
+  first `PILOT` replicates' range plus 4 standard deviations either side).
+- `p_overspend_1pct`, `p_overspend_5pct` (pooling, year, icb): share of replicates in which the
+  ICB's delegated overspend exceeds 1% / 5% of its delegated allocation (`allocation`).
+  `pooling="before"` uses `variance_to_budget` on the delegated portfolio (spend -
+  allocation), `"after"` uses `overspend_after_pooling` (what the ICB still carries after the
+  risk pool; converted to GBP when the engine gives it as a fraction of the allocation).
+- `expected_shortfall` (pooling, year, icb): mean over replicates of max(overspend, 0) in GBP,
+  i.e. the expected amount by which delegated spend exceeds the allocation (not CVaR).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+QUANTILES = (0.05, 0.5, 0.95)
+PILOT = 64
+BINS = 2048
+GRID_SDS = 4.0
+MIN_HALF_WIDTH = 0.02  # grid half-width is at least 2% of the cell's scale (see QuantileSketch)
+THRESHOLDS = {"p_overspend_1pct": 0.01, "p_overspend_5pct": 0.05}
+POOLING = ("before", "after")
+
+
+class RunningMoments:
+    """Welford mean and variance, one replicate at a time, so the result is order-defined."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.n = 0
+        self.mean = np.zeros(shape)
+        self.m2 = np.zeros(shape)
+
+    def add(self, block: np.ndarray) -> None:
+        for row in block:
+            self.n += 1
+            delta = row - self.mean
+            self.mean += delta / self.n
+            self.m2 += delta * (row - self.mean)
+
+    def std(self) -> np.ndarray:
+        if self.n < 2:
+            return np.full_like(self.m2, np.nan)
+        return np.sqrt(self.m2 / (self.n - 1))
+
+
+class QuantileSketch:
+    """Bounded-memory quantiles per cell, identical for any chunking of the replicates.
+
+    The first `pilot` replicates (in global order) are kept exactly. They fix each cell's grid:
+    centred on the pilot's mid-range, half-width = half the pilot range + `GRID_SDS` pilot
+    standard deviations (at least `MIN_HALF_WIDTH` x `scale`, so an all-zero pilot still gets
+    a usable grid), split into `bins` equal bins plus an underflow and an overflow bin. Later
+    replicates only increment integer counts, and the exact minimum and maximum are kept, so
+    the state does not depend on how replicates were grouped. A quantile is read by locating
+    the order statistic's bin and spreading the bin's values uniformly across it (the
+    under/overflow bins span the exact min/max to the grid edge).
+    """
+
+    def __init__(
+        self, shape: tuple[int, ...], scale: np.ndarray | None, pilot: int, bins: int
+    ) -> None:
+        self.shape = shape
+        self.cells = int(np.prod(shape))
+        self.scale = None if scale is None else np.abs(np.broadcast_to(scale, shape)).ravel()
+        self.pilot = pilot
+        self.bins = bins
+        self.rows: list[np.ndarray] = []
+        self.kept = 0
+        self.lo: np.ndarray | None = None
+        self.width: np.ndarray | None = None
+        self.counts: np.ndarray | None = None
+        self.minimum = np.full(self.cells, np.inf)
+        self.maximum = np.full(self.cells, -np.inf)
+        self.missing = np.zeros(self.cells, dtype=bool)  # cells with a NaN: quantile is NaN
+
+    def add(self, block: np.ndarray) -> None:
+        flat = block.reshape(len(block), self.cells)
+        if len(flat):
+            np.fmin(self.minimum, np.nanmin(flat, axis=0, initial=np.inf), out=self.minimum)
+            np.fmax(self.maximum, np.nanmax(flat, axis=0, initial=-np.inf), out=self.maximum)
+            self.missing |= np.isnan(flat).any(axis=0)
+        if self.counts is None:
+            take = min(len(flat), self.pilot - self.kept)
+            self.rows.append(flat[:take].copy())
+            self.kept += take
+            flat = flat[take:]
+            if self.kept == self.pilot:
+                self._build_grid()
+        if self.counts is not None and len(flat):
+            self._count(flat)
+
+    def _build_grid(self) -> None:
+        pilot = np.concatenate(self.rows)
+        pilot = np.where(np.isnan(pilot), 0.0, pilot)  # NaN cells report NaN anyway
+        low, high = pilot.min(axis=0), pilot.max(axis=0)
+        half = (high - low) / 2 + GRID_SDS * pilot.std(axis=0)
+        floor = MIN_HALF_WIDTH * (np.abs(pilot).mean(axis=0) if self.scale is None else self.scale)
+        half = np.maximum(np.fmax(half, floor), np.finfo(float).tiny)
+        self.lo = (high + low) / 2 - half
+        self.width = 2 * half / self.bins
+        self.counts = np.zeros((self.cells, self.bins + 2), dtype=np.uint32)
+        self.rows = []
+        self._count(pilot)
+
+    def _count(self, flat: np.ndarray) -> None:
+        index = np.floor((flat - self.lo) / self.width)
+        index = np.clip(np.nan_to_num(index, nan=-1.0), -1, self.bins).astype(np.int64) + 1
+        cells = np.arange(self.cells)
+        for row in index:  # one count per cell per replicate: no repeated index in a row
+            self.counts[cells, row] += 1
+
+    def quantiles(self, qs: tuple[float, ...]) -> np.ndarray:
+        """Array (quantile, *shape)."""
+        if self.counts is None:
+            exact = np.quantile(np.concatenate(self.rows), qs, axis=0)
+            return exact.reshape((len(qs), *self.shape))
+        cumulative = np.cumsum(self.counts, axis=1, dtype=np.int64)
+        with np.errstate(invalid="ignore"):  # all-NaN cells: overwritten with NaN below
+            out = np.stack([self._estimate(q, cumulative) for q in qs])
+        out[:, self.missing] = np.nan
+        return out.reshape((len(qs), *self.shape))
+
+    def _estimate(self, q: float, cumulative: np.ndarray) -> np.ndarray:
+        n = int(cumulative[0, -1])
+        h = (n - 1) * q
+        k = int(np.floor(h))
+        frac = h - k
+        low = self._order_statistic(k, cumulative)
+        high = self._order_statistic(min(k + 1, n - 1), cumulative)
+        if frac == 0:  # also keeps infinite/NaN neighbours out of an exact order statistic
+            return low
+        return low + frac * (high - low)
+
+    def _order_statistic(self, k: int, cumulative: np.ndarray) -> np.ndarray:
+        b = np.argmax(cumulative > k, axis=1)
+        rows = np.arange(self.cells)
+        before = np.where(b > 0, cumulative[rows, np.maximum(b - 1, 0)], 0)
+        inside = self.counts[rows, b].astype(float)
+        position = (k - before + 0.5) / inside
+        left = np.where(b == 0, self.minimum, self.lo + (b - 1) * self.width)
+        right = np.where(b == self.bins + 1, self.maximum, self.lo + b * self.width)
+        left = np.minimum(left, right)
+        return np.clip(left + position * (right - left), self.minimum, self.maximum)
+
+
+class Summariser:
+    """Folds chunks of per-replicate results, in global replicate order, into summaries."""
+
+    def __init__(self, deterministic: xr.Dataset, pilot: int = PILOT, bins: int = BINS) -> None:
+        self.deterministic = deterministic
+        self.pilot = pilot
+        self.bins = bins
+        self.next_replicate = 0
+        self.templates: dict[str, xr.DataArray] = {}
+        self.moments: dict[str, RunningMoments] = {}
+        self.sketches: dict[str, QuantileSketch] = {}
+        self.exceed: dict[tuple[str, str], np.ndarray] = {}
+        self.shortfall: dict[str, np.ndarray] = {}
+
+    def add(self, chunk: xr.Dataset) -> None:
+        """Fold a chunk whose replicates continue exactly where the previous chunk stopped."""
+        replicates = chunk["replicate"].values
+        expected = np.arange(self.next_replicate, self.next_replicate + len(replicates))
+        if not np.array_equal(replicates, expected):
+            raise ValueError(
+                f"chunk replicates {replicates[:1]}..{replicates[-1:]} do not continue "
+                f"from replicate {self.next_replicate}"
+            )
+        for name, da in chunk.data_vars.items():
+            if "replicate" not in da.dims:
+                continue
+            da = da.transpose("replicate", ...)
+            if name not in self.templates:
+                self._start(str(name), da)
+            self.moments[name].add(da.values)
+            self.sketches[name].add(da.values)
+        self._add_risk(chunk)
+        self.next_replicate += len(replicates)
+
+    def _start(self, name: str, da: xr.DataArray) -> None:
+        template = da.isel(replicate=0, drop=True)
+        self.templates[name] = template
+        self.moments[name] = RunningMoments(template.shape)
+        self.sketches[name] = QuantileSketch(
+            template.shape, self._scale(name, template), self.pilot, self.bins
+        )
+
+    def _scale(self, name: str, template: xr.DataArray) -> np.ndarray | None:
+        """Magnitude that sets the sketch's minimum grid width: expected spend for money,
+        1 for fractions (of an allocation), else the pilot's mean absolute value."""
+        units = template.attrs.get("units")
+        if units == "1":
+            return np.ones(template.shape)
+        if units != "GBP" or "expected_spend" not in self.deterministic:
+            return None
+        expected = self.deterministic["expected_spend"]
+        if "portfolio" not in template.dims:
+            expected = expected.sel(portfolio="delegated", drop=True)
+        return expected.broadcast_like(template).transpose(*template.dims).values
+
+    def _risk_inputs(self, chunk: xr.Dataset) -> dict[str, xr.DataArray]:
+        """Delegated overspend in GBP (replicate, year, icb), before and after pooling.
+
+        `overspend_after_pooling` may come in GBP or, units "1", as a fraction of the
+        delegated allocation; an ICB with no delegated allocation overspends nothing.
+        """
+        before = chunk["variance_to_budget"].sel(portfolio="delegated", drop=True)
+        after = chunk["overspend_after_pooling"]
+        if after.attrs.get("units") == "1":
+            allocation = self.deterministic["allocation"]
+            after = (after * allocation).where(allocation > 0, 0.0)
+        return {"before": before, "after": after}
+
+    def _add_risk(self, chunk: xr.Dataset) -> None:
+        allocation = self.deterministic["allocation"]
+        for pooling, over in self._risk_inputs(chunk).items():
+            over = over.transpose("replicate", "year", "icb")
+            for metric, share in THRESHOLDS.items():
+                limit = (allocation * share).transpose("year", "icb").values
+                hits = (over.values > limit).sum(axis=0, dtype=np.int64)
+                key = (metric, pooling)
+                self.exceed[key] = self.exceed.get(key, 0) + hits
+            total = self.shortfall.get(pooling, np.zeros(over.shape[1:]))
+            for row in np.maximum(over.values, 0.0):
+                total = total + row
+            self.shortfall[pooling] = total
+
+    def result(self) -> xr.Dataset:
+        """The summary Dataset: deterministic variables plus summaries of stochastic ones."""
+        n = self.next_replicate
+        out = self.deterministic.copy()
+        for name, template in self.templates.items():
+            attrs = template.attrs
+            what = attrs.get("long_name", name)
+            units = attrs.get("units", "")
+            moments = self.moments[name]
+            out[f"{name}_mean"] = template.copy(data=moments.mean).assign_attrs(
+                units=units, long_name=f"{what}: mean over replicates"
+            )
+            out[f"{name}_std"] = template.copy(data=moments.std()).assign_attrs(
+                units=units, long_name=f"{what}: standard deviation over replicates (ddof=1)"
+            )
+            values = self.sketches[name].quantiles(QUANTILES)
+            method = "exact" if n <= self.pilot else f"histogram sketch, {self.bins} bins"
+            out[f"{name}_quantile"] = xr.DataArray(
+                values,
+                dims=("quantile", *template.dims),
+                coords={"quantile": list(QUANTILES), **template.coords},
+                attrs={
+                    "units": units,
+                    "long_name": f"{what}: quantiles over replicates",
+                    "method": method,
+                },
+            )
+        return out.merge(self._risk_result(n), compat="override")
+
+    def _risk_result(self, n: int) -> xr.Dataset:
+        template = self.deterministic["allocation"].transpose("year", "icb")
+        coords = {"pooling": list(POOLING), **template.coords}
+        dims = ("pooling", "year", "icb")
+        out = xr.Dataset()
+        for metric, share in THRESHOLDS.items():
+            counts = np.stack([self.exceed[(metric, p)] for p in POOLING])
+            out[metric] = xr.DataArray(
+                counts / n,
+                dims=dims,
+                coords=coords,
+                attrs={
+                    "units": "1",
+                    "long_name": (
+                        f"probability that delegated overspend exceeds {share:.0%} "
+                        "of the ICB's delegated allocation"
+                    ),
+                },
+            )
+        shortfall = np.stack([self.shortfall[p] / n for p in POOLING])
+        out["expected_shortfall"] = xr.DataArray(
+            shortfall,
+            dims=dims,
+            coords=coords,
+            attrs={
+                "units": "GBP",
+                "long_name": "mean over replicates of max(delegated overspend, 0)",
+            },
+        )
+        out["pooling"].attrs = {
+            "long_name": "before: spend - allocation; after: overspend the ICB carries "
+            "after the risk pool",
+        }
+        return out
+
+
+def deterministic_digest(ds: xr.Dataset) -> str:
+    """SHA-256 of the deterministic variables: chunks of one scenario must all agree."""
+    digest = hashlib.sha256()
+    for name in sorted(ds.data_vars):
+        da = ds[name]
+        digest.update(f"{name}{da.dims}{da.shape}{da.dtype}".encode())
+        digest.update(np.ascontiguousarray(da.values).tobytes())
+    return digest.hexdigest()
+
+
+def _scenario_provenance(scenario: Any) -> tuple[str, str]:
+    """(text, sha256) of the scenario as the analyst wrote it, or of its validated form."""
+    text = getattr(scenario, "source_text", "")
+    if text:
+        return text, scenario.sha256
+    text = scenario.model_dump_json(indent=1)  # built in code, not loaded from a file
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def _data_provenance() -> tuple[str, str]:
+    """(data_version, sources) of the packaged reference data the engine used."""
+    from sim import reference
+
+    attrs = reference.load_reference().attrs
+    return str(attrs["data_version"]), str(attrs.get("sources", ""))
+
+
+def _netcdf_safe(value: Any) -> str | int | float:
+    """NetCDF attrs must be strings or numbers: booleans become 0/1, anything else a string."""
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, int | float | str | np.integer | np.floating):
+        return value
+    return str(value)
+
+
+def check_schema(ds: xr.Dataset) -> None:
+    """Every result variable must say what it is and in what units."""
+    missing = [
+        name for name, da in ds.data_vars.items() if not {"units", "long_name"} <= set(da.attrs)
+    ]
+    if missing:
+        raise ValueError(f"result variables without units/long_name attrs: {missing}")
+
+
+def finalise(ds: xr.Dataset, scenario: Any, seed: int, replications: int) -> xr.Dataset:
+    """Attach provenance attrs and check the schema, ready to be written to NetCDF."""
+    import sim
+
+    check_schema(ds)
+    text, sha = _scenario_provenance(scenario)
+    data_version, sources = _data_provenance()
+    attrs: Mapping[str, Any] = {
+        **ds.attrs,
+        "scenario_name": scenario.name,
+        "scenario_text": text,
+        "scenario_sha256": sha,
+        "seed": int(seed),
+        "replications": int(replications),
+        "specsim_version": sim.__version__,
+        "data_version": data_version,
+        "sources": sources,
+    }
+    out = ds.copy()
+    out.attrs = {k: _netcdf_safe(v) for k, v in attrs.items() if v is not None}
+    for da in out.variables.values():
+        da.attrs = {k: _netcdf_safe(v) for k, v in da.attrs.items() if v is not None}
+    return out
+
+
+def combine_scenarios(datasets: list[xr.Dataset]) -> xr.Dataset:
+    """One Dataset with a `scenario` dimension; per-scenario provenance becomes coordinates."""
+    names = [str(ds.attrs["scenario_name"]) for ds in datasets]
+    per_scenario = ("scenario_text", "scenario_sha256")
+    combined = xr.concat(
+        [ds.drop_attrs(deep=False) for ds in datasets],
+        dim=pd.Index(names, name="scenario"),
+        join="outer",
+        coords="minimal",
+        compat="override",
+    )
+    for key in per_scenario:
+        combined.coords[key] = ("scenario", [str(ds.attrs[key]) for ds in datasets])
+    shared = {k: v for k, v in datasets[0].attrs.items() if k not in per_scenario}
+    shared["scenario_name"] = ", ".join(names)
+    combined.attrs = shared
+    return combined
+
+
+def summary_table(ds: xr.Dataset) -> pd.DataFrame:
+    """National totals by year (and scenario, if present), in GBP millions, for the CLI."""
+    columns: dict[str, xr.DataArray] = {}
+    if "envelope" in ds:
+        columns["envelope"] = ds["envelope"]
+    if "allocation" in ds:
+        columns["delegated allocation"] = ds["allocation"].sum("icb")
+    if "retained_budget" in ds:
+        columns["retained budget"] = ds["retained_budget"]
+    for portfolio in ("delegated", "retained"):
+        if "expected_spend" in ds:
+            columns[f"expected {portfolio} spend"] = (
+                ds["expected_spend"].sel(portfolio=portfolio, drop=True).sum("icb")
+            )
+        if "spend_mean" in ds:
+            columns[f"mean {portfolio} spend"] = (
+                ds["spend_mean"].sel(portfolio=portfolio, drop=True).sum("icb")
+            )
+    table = xr.Dataset({k: v / 1e6 for k, v in columns.items()}).to_dataframe()
+    keep = [c for c in table.columns if c in columns]
+    return table[keep].round(1)
