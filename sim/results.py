@@ -395,26 +395,3 @@ def combine_scenarios(datasets: list[xr.Dataset]) -> xr.Dataset:
     shared["scenario_name"] = ", ".join(names)
     combined.attrs = shared
     return combined
-
-
-def summary_table(ds: xr.Dataset) -> pd.DataFrame:
-    """National totals by year (and scenario, if present), in GBP millions, for the CLI."""
-    columns: dict[str, xr.DataArray] = {}
-    if "envelope" in ds:
-        columns["envelope"] = ds["envelope"]
-    if "allocation" in ds:
-        columns["delegated allocation"] = ds["allocation"].sum("icb")
-    if "retained_budget" in ds:
-        columns["retained budget"] = ds["retained_budget"]
-    for portfolio in ("delegated", "retained"):
-        if "expected_spend" in ds:
-            columns[f"expected {portfolio} spend"] = (
-                ds["expected_spend"].sel(portfolio=portfolio, drop=True).sum("icb")
-            )
-        if "spend_mean" in ds:
-            columns[f"mean {portfolio} spend"] = (
-                ds["spend_mean"].sel(portfolio=portfolio, drop=True).sum("icb")
-            )
-    table = xr.Dataset({k: v / 1e6 for k, v in columns.items()}).to_dataframe()
-    keep = [c for c in table.columns if c in columns]
-    return table[keep].round(1)

@@ -119,16 +119,6 @@ def test_finalise_rejects_variables_without_units(monkeypatch):
         results.finalise(ds, scenario(), seed=1, replications=1)
 
 
-def test_summary_table_totals_national_money_in_millions():
-    table = results.summary_table(small_dataset())
-    assert list(table.index) == [2024, 2025]
-    assert table.loc[2024, "delegated allocation"] == 300.0
-    assert table.loc[2025, "envelope"] == 950.0
-    # mean delegated spend: ICB values 0 and 2 (2024), 4 and 6 (2025), in millions
-    assert list(table["mean delegated spend"]) == [2.0, 10.0]
-    assert list(table["mean retained spend"]) == [4.0, 12.0]
-
-
 def test_sketch_cell_with_missing_values_is_nan_and_others_unaffected():
     """An ICB absent in some replicates/years (NaN) must not corrupt the other cells."""
     values = np.random.default_rng(3).normal(10.0, 1.0, size=(200, 3))
