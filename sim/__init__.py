@@ -15,7 +15,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
-    from sim.compare import compare
+    from sim.comparison import compare
     from sim.experiment import run
     from sim.scenario import load_scenario
 
@@ -24,7 +24,7 @@ __all__ = ["__version__", "compare", "load_scenario", "plots", "run"]
 _LAZY = {
     "load_scenario": ("sim.scenario", "load_scenario"),
     "run": ("sim.experiment", "run"),
-    "compare": ("sim.compare", "compare"),
+    "compare": ("sim.comparison", "compare"),
 }
 
 

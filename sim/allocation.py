@@ -38,21 +38,10 @@ import xarray as xr
 from scipy import optimize
 
 from sim.delegation import delegation_status
-from sim.errors import DataError, ScenarioError
+from sim.errors import ScenarioError
+from sim.market_forces import market_forces_index, weighted_mean_one
+from sim.reference import CATALOGUE_YEAR
 from sim.scenario import AllocationConfig, ConvergenceConfig, Scenario
-
-MARKET_FORCES_BY_REGION = {
-    "London": 1.08,
-    "South East": 1.03,
-    "East of England": 1.01,
-    "South West": 0.99,
-    "Midlands": 0.98,
-    "North West": 0.98,
-    "North East and Yorkshire": 0.97,
-}
-"""Assumption (no MFF by ICB was found, SOURCES.md "Not found"): regional unavoidable-cost
-indices, London highest, in the range of the published core-formula MFF; normalised to a
-population-weighted mean of 1 before use."""
 
 HISTORIC_DEPRIVATION_ELASTICITY = 0.3
 """Assumption: historic spend per weighted head rose with deprivation more steeply than the
@@ -100,9 +89,18 @@ def national_envelope(scenario: Scenario, years: Sequence[int]) -> xr.DataArray:
     )
 
 
-def budget_shares(services: pd.DataFrame) -> xr.DataArray:
-    """Each service's share of catalogue baseline spend (sums to 1): its slice of the budget."""
+def budget_shares(services: pd.DataFrame, year: int | None = None) -> xr.DataArray:
+    """Each service's slice of the budget (sums to 1): catalogue 2023/24 spend, grown to
+    `year` at the service's own non-demographic growth.
+
+    Growing the shares matters: retained services (CAR-T, gene therapies) grow faster than
+    the delegated ones, so fixed 2023/24 shares would drift toward over-funding ICBs and
+    under-funding NHS England's retained portfolio year after year.
+    """
     spend = services["baseline_spend_gbp"].to_numpy(float)
+    if year is not None:
+        growth = services["non_demographic_growth"].to_numpy(float)
+        spend = spend * (1.0 + growth) ** (year - CATALOGUE_YEAR)
     return xr.DataArray(
         spend / spend.sum(),
         dims="service",
@@ -111,9 +109,11 @@ def budget_shares(services: pd.DataFrame) -> xr.DataArray:
     )
 
 
-def delegated_fraction(status: xr.DataArray, services: pd.DataFrame) -> xr.DataArray:
-    """Share of the service portfolio each ICB holds (status: icb x service bool)."""
-    shares = budget_shares(services)
+def delegated_fraction(
+    status: xr.DataArray, services: pd.DataFrame, year: int | None = None
+) -> xr.DataArray:
+    """Share of the service portfolio each ICB holds in `year` (status: icb x service bool)."""
+    shares = budget_shares(services, year)
     held = status.reindex(service=shares["service"], fill_value=False).astype(float)
     return (held * shares).sum("service")
 
@@ -142,23 +142,9 @@ def cost_curve(
     )
 
 
-def _weighted_mean_one(index: xr.DataArray, weight: xr.DataArray) -> xr.DataArray:
-    return index * weight.sum() / (index * weight).sum()
-
-
-def market_forces_index(region_name: xr.DataArray, weight: xr.DataArray) -> xr.DataArray:
-    """Regional MFF per ICB (assumption, MARKET_FORCES_BY_REGION), weighted mean 1."""
-    values = pd.Series(region_name.values).map(MARKET_FORCES_BY_REGION)
-    if values.isna().any():
-        unknown = sorted(set(region_name.values[values.isna().to_numpy()]))
-        raise DataError("icbs.csv", f"region_name: no market forces index for {unknown}")
-    raw = xr.DataArray(values.to_numpy(float), dims="icb", coords={"icb": region_name["icb"]})
-    return _weighted_mean_one(raw, weight)
-
-
 def deprivation_index(imd_score: xr.DataArray, weight: xr.DataArray) -> xr.DataArray:
     """IMD average score relative to its population-weighted mean (1 = England average)."""
-    return _weighted_mean_one(imd_score.astype(float), weight)
+    return weighted_mean_one(imd_score.astype(float), weight)
 
 
 def unmet_need_index(health_score: xr.DataArray, weight: xr.DataArray) -> xr.DataArray:
@@ -490,7 +476,7 @@ def allocation_round(
         raise _floor_error(scenario, year, str(error)) from None
     notional = xr.DataArray(notional, dims="icb", coords={"icb": population["icb"].values})
 
-    fraction = delegated_fraction(status.sel(icb=population["icb"].values), services)
+    fraction = delegated_fraction(status.sel(icb=population["icb"].values), services, year)
     alloc_float = (notional * fraction).values
     target_float = (target * fraction).values
     env_gbp = int(np.rint(float(envelope.sel(year=year))))

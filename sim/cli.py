@@ -267,7 +267,7 @@ def compare(
     ] = False,
 ) -> None:
     """Compare results files: national totals, ICB gains and losses, financial risk."""
-    from sim.compare import compare_files
+    from sim.comparison import compare_files
 
     table = compare_files(
         results, report=report, csv_dir=csv, suppress_small_counts=not show_small_counts

@@ -19,10 +19,8 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
+from sim.reference import CATALOGUE_YEAR
 from sim.scenario import DemandConfig
-
-CATALOGUE_YEAR = 2023
-"""Financial year of the catalogue's `baseline_spend_gbp` (2023/24)."""
 
 HIGH_COST_CV = 0.5
 """Coefficient of variation of a very-high-cost case's cost (assumption, not published)."""
@@ -115,6 +113,7 @@ class DemandModel:
     rate: np.ndarray
     growth: np.ndarray
     need: np.ndarray
+    cost_index: np.ndarray
     costs: CostModel
     base_year: int
 
@@ -135,8 +134,15 @@ def build_demand(
     imd_score: xr.DataArray,
     base_population: xr.DataArray,
     base_year: int,
+    market_forces: xr.DataArray | None = None,
 ) -> DemandModel:
-    """Calibrate utilisation rates to the catalogue for the base year."""
+    """Calibrate utilisation rates to the catalogue for the base year.
+
+    `market_forces` (icb, weighted mean 1) scales ordinary cases' costs by area; it is
+    normalised per service over the base year's patients, so every service's national
+    expected spend still equals the catalogue. High-cost drugs and devices keep national
+    prices.
+    """
     pop = base_population.transpose("icb", "sex", "age")
     prof = profiles.transpose("profile", "sex", "age").sel(sex=pop["sex"], age=pop["age"])
     names = list(prof["profile"].values)
@@ -150,8 +156,11 @@ def build_demand(
         base_year - CATALOGUE_YEAR
     )
     exposure = np.einsum("isa,psa->ip", pop.values, prof.values)
-    weighted = (exposure[:, profile_index] * need.values[:, None]).sum(axis=0)
+    patients = exposure[:, profile_index] * need.values[:, None]
+    weighted = patients.sum(axis=0)
     rate = target_spend / costs.mean / weighted
+    area = np.ones(len(need)) if market_forces is None else market_forces.sel(icb=pop["icb"]).values
+    cost_index = area[:, None] * weighted / (area[:, None] * patients).sum(axis=0)
     return DemandModel(
         service=services["service_id"].to_numpy(),
         profile_index=profile_index,
@@ -159,6 +168,7 @@ def build_demand(
         rate=rate,
         growth=g_hist * config.growth_multiplier,
         need=need.values,
+        cost_index=cost_index,
         costs=costs,
         base_year=base_year,
     )
@@ -173,11 +183,16 @@ class MonthDraw:
     hc_excess: np.ndarray
 
 
-def expected_month(lam: np.ndarray, costs: CostModel, threshold: float) -> MonthDraw:
-    """The expectation of `draw_month` (used when demand is not stochastic)."""
+def expected_month(
+    lam: np.ndarray, costs: CostModel, threshold: float, cost_index: np.ndarray | float = 1.0
+) -> MonthDraw:
+    """The expectation of `draw_month` (used when demand is not stochastic).
+
+    `cost_index` (icb, service) scales ordinary cases' costs by area (market forces).
+    """
     hc = lam * costs.hc_share
     reg = lam - hc
-    spend = reg * costs.reg_mean + hc * costs.hc_mean
+    spend = reg * costs.reg_mean * cost_index + hc * costs.hc_mean
     return MonthDraw(lam.copy(), spend, hc * costs.hc_expected_excess(threshold))
 
 
@@ -193,13 +208,17 @@ class CellCosts:
     hc_scale: np.ndarray
 
     @classmethod
-    def for_footprint(cls, costs: CostModel, n_icb: int) -> CellCosts:
+    def for_footprint(
+        cls, costs: CostModel, n_icb: int, cost_index: np.ndarray | float = 1.0
+    ) -> CellCosts:
+        """`cost_index` (icb, service) scales ordinary cases' cost (gamma scale) by area."""
         tile = lambda a: np.tile(a, n_icb)  # noqa: E731 - cells are icb-major, service-minor
         share = tile(costs.hc_share)
         cells = np.flatnonzero(share > 0)
+        reg_scale = np.broadcast_to(costs.reg_scale * cost_index, (n_icb, costs.reg_scale.size))
         return cls(
             tile(costs.reg_shape),
-            tile(costs.reg_scale),
+            reg_scale.ravel().copy(),
             cells,
             share[cells],
             tile(costs.hc_shape)[cells],

@@ -25,6 +25,7 @@ import xarray as xr
 
 from sim.demand import CellCosts, DemandModel, build_demand, draw_month, expected_month
 from sim.errors import ScenarioError
+from sim.market_forces import market_forces_index
 from sim.pipeline import CpagQueue, load_pipeline
 from sim.population import ageing
 from sim.scenario import Scenario
@@ -66,6 +67,8 @@ class Inputs:
     status: StatusRule
     allocate: Allocator
     pipeline: pd.DataFrame
+    area_cost: xr.DataArray | None = None
+    """Unavoidable cost index per 2023 ICB (market forces) on ordinary cases; None = flat."""
 
 
 def replicate_stream(seed: int, replicate: int) -> np.random.Generator:
@@ -205,7 +208,7 @@ class Engine:
                 if month == 0:
                     rec = self.record[year]
                     n_icb = rec.delegated.sizes["icb"]
-                    cells = CellCosts.for_footprint(self.demand.costs, n_icb)
+                    cells = CellCosts.for_footprint(self.demand.costs, n_icb, self._cost_year)
                     acc = {
                         k: np.zeros((len(self.rngs), n_icb, self.services.size))
                         for k in ("spend", "patients", "hc_excess")
@@ -213,7 +216,7 @@ class Engine:
                     rec.expected = np.zeros((n_icb, self.services.size))
                     accrued = np.zeros((n_icb, self.services.size))
                 lam = self._lam_year * self.uplift / 12.0
-                mean = expected_month(lam, self.demand.costs, self.threshold)
+                mean = expected_month(lam, self.demand.costs, self.threshold, self._cost_year)
                 rec.expected += mean.spend
                 accrued += lam
                 if not cfg.stochastic:  # every replicate gets the expectation, month by month
@@ -278,6 +281,7 @@ class Engine:
             self.inputs.reference["imd_score"],
             pop42,
             self.base_year,
+            self.inputs.area_cost,
         )
 
     def _start_year(self, year: int, pop42: xr.DataArray, previous: xr.Dataset | None) -> None:
@@ -293,6 +297,11 @@ class Engine:
         demand_pop = pop42 if self.scenario.demand.demographic_growth else self._base_pop
         lam42 = self.demand.annual_patients(demand_pop.values, year)
         self._lam_year = fp.matrix.T @ lam42
+        # area cost index of the footprint's ICBs: patient-weighted over merged ICBs
+        priced = fp.matrix.T @ (lam42 * self.demand.cost_index)
+        self._cost_year = np.divide(
+            priced, self._lam_year, out=np.ones_like(priced), where=self._lam_year > 0
+        )
         # the year's development fund (kept nationally by the allocation round) for CPAG
         if "development_fund" in allocation:
             self.fund_left = float(allocation["development_fund"])
@@ -586,5 +595,6 @@ def simulate(
         status=status,
         allocate=allocate,
         pipeline=load_pipeline(known_services=services["service_id"]),
+        area_cost=market_forces_index(ref["region_name"], ref["gp_registered"].sum(("sex", "age"))),
     )
     return run_engine(scenario, inputs, replicates, seed)

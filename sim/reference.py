@@ -19,6 +19,9 @@ import xarray as xr
 
 from sim.errors import DataError
 
+CATALOGUE_YEAR = 2023
+"""Financial year of the service catalogue's `baseline_spend_gbp` (2023/24)."""
+
 REFERENCE_FILE = "reference.nc"
 
 # The contract in docs/architecture.md: every variable and its dims, in order.

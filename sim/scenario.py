@@ -122,7 +122,7 @@ class EnvelopeConfig(Section):
     """
 
     base_gbp: float = Field(26.5e9, gt=0)
-    growth: float = Field(0.055, ge=-0.5, le=1.0)
+    growth: float = Field(0.06, ge=-0.5, le=1.0)
     growth_by_year: dict[int, float] = Field(default_factory=dict)
     development_fund_share: float = Field(0.01, ge=0.0, le=0.5)
 
@@ -166,7 +166,7 @@ class ConvergenceConfig(Section):
     gap_closure = 0 is a historic roll-forward. See `sim.allocation.converge`.
     """
 
-    floor_growth: float = Field(0.02, ge=-0.5, le=1.0)
+    floor_growth: float = Field(0.05, ge=-0.5, le=1.0)
     gap_closure: float = Field(0.25, ge=0.0, le=1.0)
     max_below_target: float = Field(0.05, ge=0.0, le=1.0)
     over_target: Literal["floor", "converge"] = "floor"

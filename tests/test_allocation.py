@@ -59,8 +59,19 @@ def two_services(delegated_share: float = 0.75) -> pd.DataFrame:
             "delegation_group": ["wave_59", "retained"],
             "baseline_spend_gbp": [delegated_share * 100.0, (1 - delegated_share) * 100.0],
             "age_profile": ["flat", "flat"],
+            "non_demographic_growth": [0.0, 0.0],
         }
     )
+
+
+def test_budget_shares_follow_each_services_own_growth():
+    """A service growing 10% a year against 0% doubles its relative slice in ~7.3 years;
+    shares always sum to one, and the catalogue year gives the catalogue's split."""
+    services = two_services(0.5).assign(non_demographic_growth=[0.10, 0.0])
+    assert list(A.budget_shares(services, 2023).values) == [0.5, 0.5]
+    later = A.budget_shares(services, 2030)
+    assert float(later.sum()) == pytest.approx(1.0, abs=1e-15)
+    assert float(later.sel(service="a") / later.sel(service="b")) == pytest.approx(1.1**7)
 
 
 def status_of(icbs, services: pd.DataFrame, held: list[str]) -> xr.DataArray:
@@ -107,6 +118,7 @@ def test_three_icb_round_worked_on_paper(catalogue):
         time={"base_year": 2025, "end_year": 2026},
         envelope={"base_gbp": 120e9, "development_fund_share": 0.0},
         allocation={"formula": "capitation"},
+        convergence={"floor_growth": 0.02},
     )
     previous = xr.Dataset(
         {"notional_allocation": ("icb", np.array([30e9, 40e9, 30e9]))},
@@ -134,7 +146,9 @@ def test_shortfall_breaks_the_cap_not_the_floor():
     (11.3% below target). The floor (40.8) holds.
     """
     out = A.converge(
-        np.array([30.0, 40.0, 30.0]), np.array([27.5, 55.0, 27.5]), ConvergenceConfig()
+        np.array([30.0, 40.0, 30.0]),
+        np.array([27.5, 55.0, 27.5]),
+        ConvergenceConfig(floor_growth=0.02),
     ).allocation
     np.testing.assert_allclose(out, [30.6, 48.8, 30.6])
 
@@ -403,7 +417,16 @@ def test_like_for_like_allocation_keeps_the_floor(catalogue):
     second = A.allocation_round(2025, population, status, first, sc, reference, services, profiles)
     check_totals(first)
     check_totals(second)
-    assert np.all(second["allocation"].values >= first["allocation"].values * 1.02 - 1)
+    # the floor guarantees each ICB's whole-portfolio (notional) share ...
+    notional = second["notional_allocation"].values / first["notional_allocation"].values
+    assert np.all(notional >= 1.02 - 1e-9)
+    # ... and its delegated budget follows it times the national cost-mix drift of the
+    # services it holds (their catalogue growth against the whole portfolio's)
+    drift = A.delegated_fraction(status, services, 2025) / A.delegated_fraction(
+        status, services, 2024
+    )
+    ratio = second["allocation"].values / first["allocation"].values
+    np.testing.assert_allclose(ratio, notional * drift.values, rtol=1e-8)
     assert np.abs(first["distance_from_target"]).max() < 0.15
 
 

@@ -8,7 +8,6 @@ import pytest
 import xarray as xr
 
 from sim.demand import (
-    CATALOGUE_YEAR,
     CellCosts,
     build_demand,
     cost_model,
@@ -17,7 +16,7 @@ from sim.demand import (
     need_multiplier,
 )
 from sim.pipeline import CpagQueue, load_pipeline, prioritise
-from sim.reference import load_profiles, load_services
+from sim.reference import CATALOGUE_YEAR, load_profiles, load_services
 from sim.scenario import DemandConfig
 
 
@@ -54,6 +53,28 @@ def test_base_year_expected_spend_matches_catalogue_grown_to_base_year(services,
         2025 - CATALOGUE_YEAR
     )
     np.testing.assert_allclose(spend, target, rtol=1e-10)
+
+
+def test_market_forces_price_ordinary_cases_by_area_and_keep_national_spend(
+    services, population, imd
+):
+    """Dearer areas pay more per ordinary case; each service's national spend is unchanged,
+    because the area index is normalised over that service's own patients."""
+    area = xr.DataArray(
+        np.where(np.arange(42) < 5, 1.08, 0.98), dims="icb", coords={"icb": population["icb"]}
+    )
+    model = build_demand(DemandConfig(), services, load_profiles(), imd, population, 2025, area)
+    lam = model.annual_patients(population.values, 2025)
+    spend = expected_month(lam, model.costs, 1e9, model.cost_index).spend
+    target = services["baseline_spend_gbp"] * (1 + services["non_demographic_growth"]) ** (
+        2025 - CATALOGUE_YEAR
+    )
+    np.testing.assert_allclose(spend.sum(axis=0), target, rtol=1e-10)
+    ratio = model.cost_index[0] / model.cost_index[-1]
+    np.testing.assert_allclose(ratio, 1.08 / 0.98)
+    ordinary = services["high_cost_share"].fillna(0).to_numpy() == 0
+    per_patient = spend / lam
+    assert (per_patient[0, ordinary] > per_patient[-1, ordinary]).all()
 
 
 def test_growth_multiplier_scales_non_demographic_growth_only(services, population, imd):

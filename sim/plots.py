@@ -1,0 +1,319 @@
+"""The standard figures for analysts, each a function of results Dataset(s) -> Figure.
+
+Figures are built with `matplotlib.figure.Figure` directly, not pyplot: no display or global
+figure registry is needed (headless servers, CI, report generation in a loop), and a notebook
+shows the returned figure as its cell output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+# One colour per NHS region, identical in every figure (colour-blind-safe Okabe-Ito palette).
+REGION_COLOURS = {
+    "London": "#0072B2",
+    "South East": "#E69F00",
+    "South West": "#009E73",
+    "East of England": "#CC79A7",
+    "Midlands": "#56B4E9",
+    "North West": "#D55E00",
+    "North East and Yorkshire": "#000000",
+}
+OTHER_COLOUR = "#999999"
+PORTFOLIO_COLOURS = {"delegated": "#0072B2", "retained": "#D55E00"}
+LINESTYLES = ["-", "--", ":", "-."]
+Z_90 = 1.6448536269514722  # two-sided 90% normal band
+
+
+def as_list(ds_or_list: xr.Dataset | Sequence[xr.Dataset]) -> list[xr.Dataset]:
+    """Scenarios as a list of Datasets: split a `scenario` dimension, accept one or many."""
+    items = [ds_or_list] if isinstance(ds_or_list, xr.Dataset) else list(ds_or_list)
+    out: list[xr.Dataset] = []
+    for ds in items:
+        if "scenario" in ds.dims:
+            for name in ds["scenario"].values:
+                one = ds.sel(scenario=name, drop=True)
+                one.attrs = {**ds.attrs, "scenario_name": str(name)}
+                out.append(one)
+        else:
+            out.append(ds)
+    return out
+
+
+def scenario_name(ds: xr.Dataset, default: str = "scenario") -> str:
+    """The scenario's name for legends and tables."""
+    return str(ds.attrs.get("scenario_name", default))
+
+
+def end_year(ds: xr.Dataset) -> int:
+    return int(ds["year"].max())
+
+
+def base_year(ds: xr.Dataset) -> int:
+    return int(ds["year"].min())
+
+
+def fy(year: int) -> str:
+    """Financial-year label: 2024 -> '2024/25'."""
+    return f"{year}/{(year + 1) % 100:02d}"
+
+
+def short_icb_name(name: str) -> str:
+    """'NHS Kent and Medway Integrated Care Board' -> 'Kent and Medway' (fits a bar label)."""
+    for prefix in ("NHS ",):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    for suffix in (" Integrated Care Board", " ICB"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def icb_labels(ds: xr.Dataset) -> list[str]:
+    if "icb_name" in ds.coords:
+        return [short_icb_name(str(n)) for n in ds["icb_name"].values]
+    return [str(c) for c in ds["icb"].values]
+
+
+def region_colours(ds: xr.Dataset) -> list[str]:
+    if "region_name" not in ds.coords:
+        return [OTHER_COLOUR] * ds.sizes["icb"]
+    return [REGION_COLOURS.get(str(r), OTHER_COLOUR) for r in ds["region_name"].values]
+
+
+def is_fraction(da: xr.DataArray) -> bool:
+    """Whether a variable is a ratio (plotted as %) rather than money or persons."""
+    return str(da.attrs.get("units", "1")).lower() in ("1", "fraction", "ratio", "")
+
+
+def _region_legend(ax, ds: xr.Dataset) -> None:
+    present = (
+        list(dict.fromkeys(str(r) for r in ds["region_name"].values))
+        if "region_name" in ds.coords
+        else []
+    )
+    handles = [Patch(color=REGION_COLOURS.get(r, OTHER_COLOUR), label=r) for r in present]
+    if handles:
+        ax.legend(
+            handles=handles, title="NHS region", loc="lower right", fontsize=8, title_fontsize=8
+        )
+
+
+def _sorted_icb_bars(
+    ds: xr.Dataset, values: np.ndarray, xlabel: str, title: str, refline: float | None
+) -> Figure:
+    """Horizontal bars, one per ICB, sorted by value, coloured by region (shared layout)."""
+    keep = np.isfinite(values)
+    labels = np.array(icb_labels(ds))[keep]
+    colours = np.array(region_colours(ds))[keep]
+    vals = values[keep]
+    order = np.argsort(vals)
+    n = len(vals)
+    fig = Figure(figsize=(8.5, max(4.0, 0.22 * n + 1.5)), layout="constrained")
+    ax = fig.add_subplot()
+    # Bars grow from the reference line, so above/below it reads at a glance; values sorted
+    # ascending put the lowest at the bottom-left, leaving the bottom-right free for the legend.
+    base = 0.0 if refline is None else refline
+    ax.barh(np.arange(n), vals[order] - base, left=base, color=colours[order])
+    ax.set_yticks(np.arange(n), labels[order], fontsize=7)
+    ax.set_ylim(-0.7, n - 0.3)
+    if refline is not None:
+        ax.axvline(refline, color="0.3", lw=1, ls="--")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
+    if n == 0:  # e.g. retain_all: no ICB has a delegated allocation
+        ax.text(0.5, 0.5, "No values to show\n(no delegated allocation in this scenario)",
+                ha="center", va="center", transform=ax.transAxes)  # fmt: skip
+        return fig
+    _region_legend(ax, ds)
+    return fig
+
+
+def _national_band(ds: xr.Dataset, portfolio: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A 90% band for national spend of one portfolio.
+
+    ICBs' demand draws are independent, so national variance is the sum of the ICBs'
+    variances; the normal approximation is then accurate for a sum of 42 terms.
+    """
+    if "spend_std" not in ds:
+        return None
+    mean = ds["spend_mean"].sel(portfolio=portfolio).sum("icb")
+    sd = np.sqrt((ds["spend_std"].sel(portfolio=portfolio) ** 2).sum("icb"))
+    return (mean - Z_90 * sd).values, (mean + Z_90 * sd).values
+
+
+def delegated_vs_retained(ds_or_list: xr.Dataset | Sequence[xr.Dataset]) -> Figure:
+    """National delegated and retained budgets by year, with simulated spend and 90% bands.
+
+    Solid: budget (delegated = sum of ICB allocations; retained = NHS England's retained
+    budget). Dashed with shading: mean simulated spend and its 90% band.
+    """
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    scenarios = as_list(ds_or_list)
+    for i, ds in enumerate(scenarios):
+        years = ds["year"].values
+        ls = LINESTYLES[i % len(LINESTYLES)]
+        name = scenario_name(ds, f"scenario {i + 1}")
+        budgets = {
+            "delegated": ds["allocation"].sum("icb").values,
+            "retained": ds["retained_budget"].values,
+        }
+        for portfolio, budget in budgets.items():
+            colour = PORTFOLIO_COLOURS[portfolio]
+            ax.plot(years, budget / 1e9, color=colour, ls=ls, lw=2,
+                    label=f"{name}: {portfolio} budget")  # fmt: skip
+            if "spend_mean" in ds:
+                spend = ds["spend_mean"].sel(portfolio=portfolio).sum("icb").values
+                ax.plot(years, spend / 1e9, color=colour, ls=ls, lw=1, alpha=0.8, marker=".")
+                band = _national_band(ds, portfolio)
+                if band is not None:
+                    ax.fill_between(years, band[0] / 1e9, band[1] / 1e9, color=colour, alpha=0.15)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fy(int(round(x)))))
+    ax.set_xlabel("Financial year")
+    ax.set_ylabel("£ billion a year (cash)")
+    ax.set_title(
+        "Delegated (ICB) vs retained (NHS England) budgets\n"
+        "lines: budget; dots: mean simulated spend; shading: 90% range of spend",
+        fontsize=11,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def distance_from_target(ds: xr.Dataset, year: int | None = None) -> Figure:
+    """Each ICB's distance from its needs-based target, sorted, coloured by region."""
+    year = end_year(ds) if year is None else year
+    da = ds["distance_from_target"].sel(year=year)
+    if is_fraction(da):
+        values, xlabel = da.values * 100, "Distance from target (% of target; below 0 = under)"
+    else:
+        values, xlabel = da.values / 1e6, "Distance from target (£ million; below 0 = under)"
+    title = f"Distance from target by ICB, {fy(year)} ({scenario_name(ds)})"
+    return _sorted_icb_bars(ds, values, xlabel, title, refline=0.0)
+
+
+def allocation_per_head(ds: xr.Dataset, year: int | None = None) -> Figure:
+    """Allocation per weighted head by ICB, with the England average as a dashed line."""
+    year = end_year(ds) if year is None else year
+    alloc = ds["allocation"].sel(year=year)
+    weighted = ds["weighted_population"].sel(year=year)
+    per_head = (alloc / weighted).values
+    england = float(alloc.sum() / weighted.where(alloc.notnull()).sum())
+    title = (
+        f"Delegated allocation per weighted head, {fy(year)} ({scenario_name(ds)})\n"
+        f"dashed: England average £{england:,.0f}"
+    )
+    return _sorted_icb_bars(ds, per_head, "£ per weighted head", title, refline=england)
+
+
+def allocation_change(a: xr.Dataset, b: xr.Dataset, year: int | None = None) -> Figure:
+    """Who gains and who loses: % change in each ICB's allocation from scenario a to b."""
+    year = min(end_year(a), end_year(b)) if year is None else year
+    xa, xb = xr.align(a["allocation"].sel(year=year), b["allocation"].sel(year=year))
+    change = ((xb - xa) / xa * 100).values
+    title = f"Change in ICB allocation, {fy(year)}: {scenario_name(b)} vs {scenario_name(a)}"
+    return _sorted_icb_bars(
+        a.sel(icb=xa["icb"].values), change, "% change in allocation (right = gains)", title, 0.0
+    )
+
+
+def overspend_by_size(
+    ds_or_list: xr.Dataset | Sequence[xr.Dataset],
+    year: int | None = None,
+    threshold: str = "5pct",
+) -> Figure:
+    """Probability of overspending by more than 1% or 5% against ICB population size.
+
+    Filled markers: before any risk pool; hollow: after pooling. Small ICBs carry more
+    relative risk because rare high-cost patients are a bigger share of a small budget.
+    """
+    var = f"p_overspend_{threshold}"
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    markers = ["o", "s", "^", "D"]
+    for i, ds in enumerate(as_list(ds_or_list)):
+        yr = end_year(ds) if year is None else year
+        pop = ds["population"].sel(year=yr).sum(("sex", "age")).values / 1e6
+        risk = ds[var].sel(year=yr)
+        colours = region_colours(ds)
+        name = scenario_name(ds, f"scenario {i + 1}")
+        m = markers[i % len(markers)]
+        pools = list(risk["pooling"].values) if "pooling" in risk.dims else [None]
+        for pooling in pools:
+            p = (risk.sel(pooling=pooling) if pooling is not None else risk).values * 100
+            filled = pooling in (None, "before")
+            label = f"{name}, {pooling} pooling" if pooling is not None else name
+            face = colours if filled else "none"
+            ax.scatter(pop, p, marker=m, s=36, c=face, edgecolors=colours, label=label)
+    ax.set_xscale("log")
+    plain = FuncFormatter(lambda x, _: f"{x:g}")  # 0.6, 1, 2 rather than 6x10^-1
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.set_xlabel("ICB population (millions, log scale)")
+    pct = threshold.replace("pct", "%")
+    ax.set_ylabel(f"Probability of overspending by more than {pct} (%)")
+    ax.set_title(
+        f"Financial risk by ICB size, {fy(yr)}\nfilled: before risk pooling; hollow: after; "
+        "colour: NHS region",
+        fontsize=11,
+    )
+    ax.grid(alpha=0.3, which="both")
+    leg = ax.legend(fontsize=8, loc="best")
+    for handle, text in zip(leg.legend_handles, leg.get_texts(), strict=True):
+        handle.set_edgecolor("0.3")  # neutral: in the plot, colour means region
+        handle.set_facecolor("none" if text.get_text().endswith("after pooling") else "0.3")
+    ax.set_ylim(bottom=0)
+    return fig
+
+
+def population_pyramid(
+    ds: xr.Dataset, years: Sequence[int] | None = None, icb: str | None = None
+) -> Figure:
+    """Population by sex and single year of age, base year (outline) vs end year (filled)."""
+    ds = as_list(ds)[0]
+    years = (base_year(ds), end_year(ds)) if years is None else tuple(years)
+    pop = ds["population"]
+    where = "England"
+    if icb is not None:
+        pop = pop.sel(icb=icb)
+        where = short_icb_name(str(pop["icb_name"].values)) if "icb_name" in pop.coords else icb
+    else:
+        pop = pop.sum("icb")
+    ages = pop["age"].values
+    fig = Figure(figsize=(9, 6.5), layout="constrained")
+    ax = fig.add_subplot()
+    scale = 1e3
+    styles = [
+        {"fill": False, "color": "0.2", "lw": 1.2},
+        {"fill": True, "color": None, "lw": 0},
+    ]
+    for k, year in enumerate(years):
+        style = styles[min(k, 1)]
+        for sex, sign, colour in (("m", -1, "#0072B2"), ("f", 1, "#D55E00")):
+            vals = sign * pop.sel(year=year, sex=sex).values / scale
+            if style["fill"]:
+                ax.barh(ages, vals, height=1.0, color=colour, alpha=0.55, lw=0,
+                        label=f"{'males' if sex == 'm' else 'females'} {fy(year)}")  # fmt: skip
+            else:
+                ax.step(vals, ages, where="mid", color=style["color"], lw=style["lw"],
+                        label=f"{fy(year)}" if sex == "m" else None)  # fmt: skip
+    ax.axvline(0, color="0.3", lw=0.8)
+    ticks = ax.get_xticks()
+    ax.set_xticks(ticks, [f"{abs(t):,.0f}" for t in ticks])
+    ax.set_xlabel("Thousands of people (males left, females right)")
+    ax.set_ylabel("Age (90 = 90 and over)")
+    ax.set_title(f"Population pyramid, {where}: {fy(years[0])} vs {fy(years[-1])}", fontsize=11)
+    # Outside the axes: inside, it would hide the open-ended 90+ bars at the top.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(alpha=0.3)
+    return fig
