@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.reference import SERVICE_COLUMNS
+
 DATA = Path(__file__).resolve().parents[1] / "sim" / "data"
 AGES = np.arange(91)
 
@@ -286,24 +288,7 @@ def build_services() -> pd.DataFrame:
     table["spend_basis"] = "assumption"
     table["basis_note"] = [BASIS_NOTE.format(group=g) for g in table["delegation_group"]]
     table["high_cost_mean_gbp"] = table["high_cost_mean_gbp"].astype(float)
-    order = [
-        "service_id",
-        "name",
-        "programme_of_care",
-        "crg",
-        "highly_specialised",
-        "delegation_group",
-        "baseline_spend_gbp",
-        "spend_basis",
-        "age_profile",
-        "non_demographic_growth",
-        "mean_cost_gbp",
-        "cost_cv",
-        "high_cost_share",
-        "high_cost_mean_gbp",
-        "basis_note",
-    ]
-    return table[order]
+    return table[SERVICE_COLUMNS]
 
 
 def main() -> None:

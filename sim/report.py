@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import xarray as xr
 from matplotlib.figure import Figure
 
 from sim import plots
@@ -69,6 +70,20 @@ def change_years(comparison: Comparison, k: int) -> list[int]:
     return [end] if peak == end else [end, peak]
 
 
+def distance_view(ds: xr.Dataset) -> tuple[int, str]:
+    """The year whose distances from target are worth drawing, and a note on why.
+
+    A scenario that converges fully has every distance at zero by the end year, an empty
+    chart; it then shows the base year (where the starting gaps are) and says when every
+    ICB reached target."""
+    gap = abs(ds["distance_from_target"]).max("icb")
+    years = [int(y) for y in ds["year"].values]
+    if float(gap.sel(year=years[-1])) > 1e-9:
+        return years[-1], "in the end year"
+    converged = next(y for y in years if float(gap.sel(year=y)) <= 1e-9)
+    return years[0], f"in the base year (every ICB is at target from {plots.fy(converged)})"
+
+
 def report_figures(comparison: Comparison) -> list[ReportFigure]:
     """Every figure of the report, in order."""
     ds_list = comparison.datasets
@@ -98,12 +113,13 @@ def report_figures(comparison: Comparison) -> list[ReportFigure]:
                 )
             )
     for ds, name in zip(ds_list, names, strict=True):
+        year, when = distance_view(ds)
         items.append(
             ReportFigure(
                 f"distance-{name}",
-                plots.distance_from_target(ds),
+                plots.distance_from_target(ds, year=year),
                 f"Sorted bar chart of distance from target per ICB under {name}",
-                f"Distance from the needs-based target per ICB in the end year ({name}); "
+                f"Distance from the needs-based target per ICB {when} ({name}); "
                 "bars left of zero are below target. Colours are NHS regions.",
             )
         )

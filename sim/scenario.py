@@ -18,7 +18,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -29,19 +29,6 @@ from sim.errors import ScenarioError
 FIRST_DATA_YEAR = 2018
 LAST_DATA_YEAR = 2043
 
-PROJECTION_VARIANTS = (
-    "principal",
-    "high_fertility",
-    "low_fertility",
-    "high_life_expectancy",
-    "low_life_expectancy",
-    "high_migration",
-    "low_migration",
-    "high_population",
-    "low_population",
-    "young_age_structure",
-    "old_age_structure",
-)
 ProjectionVariant = Literal[
     "principal",
     "high_fertility",
@@ -55,6 +42,7 @@ ProjectionVariant = Literal[
     "young_age_structure",
     "old_age_structure",
 ]
+PROJECTION_VARIANTS: tuple[str, ...] = get_args(ProjectionVariant)
 
 
 class Section(BaseModel):

@@ -15,7 +15,7 @@ from test_compare import make_results
 
 from sim import disclosure
 from sim.comparison import compare
-from sim.report import write_report
+from sim.report import distance_view, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The report's figures for two scenarios, in the order of its sections.
@@ -157,3 +157,15 @@ def test_transition_only_difference_is_shown_in_its_year(tmp_path):
     changes = [f for f in parser.figures if f.startswith("fig-change-")]
     assert changes == ["fig-change-transition-2026"]  # no empty chart for the end year
     assert "In 2026/27 (the year the scenarios differ most)" in text
+
+
+def test_distance_chart_shows_the_base_year_once_every_icb_has_converged():
+    """An end year at target everywhere would be an empty chart: the base year is drawn and
+    the caption names the year convergence completed; otherwise the end year is drawn."""
+    ds = make_results("baseline")
+    assert distance_view(ds) == (2028, "in the end year")
+    converged = ds.copy(deep=True)
+    converged["distance_from_target"].loc[{"year": [2026, 2027, 2028]}] = 0.0
+    year, note = distance_view(converged)
+    assert year == 2024
+    assert "from 2026/27" in note
