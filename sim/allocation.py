@@ -131,14 +131,21 @@ def cost_curve(
     older ages than the core general-and-acute curve because children's, mental health and
     rare-disease services weigh heavily (DOMAIN.md, ACRA).
     """
-    prof = profiles.sel(profile=services["age_profile"].to_numpy()).rename(profile="service")
-    prof = prof.assign_coords(service=services["service_id"].astype(str).to_numpy())
     pop = national_population.transpose("sex", "age")
-    reach = (prof * pop).sum(("sex", "age"))
-    per_head = (budget_shares(services) * prof / reach).sum("service")
-    curve = per_head * pop.sum() / (per_head * pop).sum()
-    return curve.rename("cost_weight").assign_attrs(
-        units="1", long_name="specialised cost weight per head (mean 1)"
+    names = list(profiles["profile"].values)
+    rows = [names.index(p) for p in services["age_profile"]]
+    prof = profiles.transpose("profile", "sex", "age").sel(sex=pop["sex"], age=pop["age"])
+    prof = prof.values[rows]  # (service, sex, age): numpy, as this runs every April
+    reach = np.einsum("ksa,sa->k", prof, pop.values)
+    shares = budget_shares(services).values
+    per_head = np.einsum("k,ksa->sa", shares / reach, prof)
+    curve = per_head * pop.values.sum() / (per_head * pop.values).sum()
+    return xr.DataArray(
+        curve,
+        dims=("sex", "age"),
+        coords={"sex": pop["sex"].values, "age": pop["age"].values},
+        name="cost_weight",
+        attrs={"units": "1", "long_name": "specialised cost weight per head (mean 1)"},
     )
 
 
@@ -194,7 +201,7 @@ def target_formula(
     population: xr.DataArray,
     need: xr.Dataset,
     curve: xr.DataArray,
-    historic: xr.DataArray,
+    historic: xr.DataArray | None,
 ) -> xr.Dataset:
     """`weighted_population`, `need_index`, `target_share` per ICB for the chosen formula.
 
@@ -360,9 +367,22 @@ def need_inputs(population: xr.DataArray, reference: xr.Dataset) -> xr.Dataset:
 
     `weight` (GP-registered patients, Aug 2026) fixes what "England average" means for the
     need indices, so they do not move when population moves: a bigger ICB then never gets
-    a smaller target (a tested property).
+    a smaller target (a tested property). They depend only on the footprint, so the packaged
+    reference data's are kept per footprint rather than rebuilt every year.
     """
-    icbs = population["icb"]
+    version = reference.attrs.get("data_version")
+    if version is None:
+        return _need_inputs(population["icb"], reference)
+    key = (version, tuple(map(str, population["icb"].values)))
+    if key not in _NEED_INPUTS:
+        _NEED_INPUTS[key] = _need_inputs(population["icb"], reference)
+    return _NEED_INPUTS[key]
+
+
+_NEED_INPUTS: dict[tuple[str, tuple[str, ...]], xr.Dataset] = {}
+
+
+def _need_inputs(icbs: xr.DataArray, reference: xr.Dataset) -> xr.Dataset:
     registered = reference["gp_registered"].sum(("sex", "age"))
     need = xr.Dataset(
         {
@@ -371,7 +391,7 @@ def need_inputs(population: xr.DataArray, reference: xr.Dataset) -> xr.Dataset:
         }
     )
     need["weight"] = _on_footprint(registered, icbs, reference, None)
-    return need.assign_coords(region_name=("icb", _region_names(population, reference).values))
+    return need.assign_coords(region_name=("icb", _region_names(icbs, reference).values))
 
 
 def formula_population(
@@ -455,10 +475,12 @@ def allocation_round(
     need = need_inputs(population, reference)
     base = formula_population(population, config, reference)
     curve = cost_curve(services, profiles, base.sum("icb"))
-    if previous is not None and config.formula == "historic":
+    if previous is None:
+        hist = historic_share(population, need, curve)
+    elif config.formula == "historic":
         hist = _on_footprint(previous["target_share"], population["icb"], reference, None)
     else:
-        hist = historic_share(population, need, curve)
+        hist = None  # only the first round and the historic formula need it
     formula = target_formula(config, base, need, curve, hist)
 
     envelope = national_envelope(scenario, [year - 1, year])
