@@ -5,7 +5,7 @@ peak memory (ru_maxrss) belongs to that measurement alone.
 
     .venv/bin/python benchmarks/bench_ensemble.py speed  --replications 1000 --workers 1 2
     .venv/bin/python benchmarks/bench_ensemble.py memory --replications 1000 10000
-    .venv/bin/python benchmarks/bench_ensemble.py floor  --replications 20
+    .venv/bin/python benchmarks/bench_ensemble.py floor  --replications 1000
     .venv/bin/python benchmarks/bench_ensemble.py profile --replications 20   # pyinstrument
 
 `--end-year` shortens the horizon (default 2043: full England, 20 years). `--synthetic`
@@ -170,8 +170,9 @@ def main() -> None:
         result = child(args, replications, None)
         per = result["seconds"] / replications * 1e3
         bare = floor_ms(args.end_year)
-        print(f"{label}: {per:.0f} ms per replicate in-process; numpy floor {bare:.0f} ms; "
-              f"ratio {per / bare:.2f}x")  # fmt: skip
+        print(f"{label}: {per:.1f} ms per replicate in-process (whole run, imports and the "
+              f"one-off deterministic setup included: use 1,000+ replicates); numpy floor "
+              f"{bare:.1f} ms; ratio {per / bare:.2f}x")  # fmt: skip
     else:
         from pyinstrument import Profiler
 
