@@ -243,6 +243,19 @@ class Ensemble:
             top_up()
 
 
+def require_extra(module: str, option: str) -> None:
+    """Fail in one line, before any work, when an optional dependency is missing."""
+    import importlib.util
+
+    from sim.errors import SpecsimError
+
+    if importlib.util.find_spec(module) is None:
+        raise SpecsimError(
+            f"{option} needs the optional package '{module}': "
+            "pip install -e '.[distributed]' (or specsim[distributed])"
+        )
+
+
 def _connect(workers: int | None, scheduler: str | None):
     """(client, cluster or None) for a local cluster of `workers` processes or an address."""
     from distributed import Client, LocalCluster
@@ -295,6 +308,11 @@ def run(
     seed = loaded[0].run.seed if seed is None else seed
     if replications < 1:
         raise SpecsimError(f"replications must be at least 1 (got {replications})")
+    if workers is not None or scheduler is not None:
+        require_extra("distributed", "--workers/--scheduler")
+    if keep_replicates is not None:
+        require_extra("zarr", "--keep-replicates")
+        require_extra("dask", "--keep-replicates")
     with ExitStack() as stack:
         client = None
         if workers is not None or scheduler is not None:

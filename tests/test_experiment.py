@@ -325,3 +325,25 @@ def test_real_engine_short_horizon(tmp_path: Path, monkeypatch):
         risk.sel(pooling="before", drop=True), risk.sel(pooling="after", drop=True)
     )
     assert float(one["expected_shortfall"].sum()) > 0
+
+
+def test_missing_optional_dask_is_one_clear_error_before_any_work(monkeypatch):
+    """A base install (no `[distributed]` extra) asked for workers fails at once, in one line
+    naming the option and the extra to install, without simulating anything."""
+    import importlib.util
+
+    from sim.errors import SpecsimError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "distributed" else real(name, *a),
+    )
+
+    def engine_must_not_run(*args, **kwargs):
+        raise AssertionError("simulated before checking the optional dependency")
+
+    scenario = Scenario(name="x", time={"base_year": 2024, "end_year": 2025})
+    with pytest.raises(SpecsimError, match=r"--workers/--scheduler needs .*distributed"):
+        experiment.run(scenario, replications=2, seed=1, workers=2, engine=engine_must_not_run)
