@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 from sim.engine import Inputs, month_index, pool, run_engine
+from sim.pipeline import COLUMNS as PIPELINE_COLUMNS
 from sim.scenario import Scenario
 
 ICBS = ["E1", "E2", "E3", "E4", "E5", "E6"]
@@ -115,16 +116,7 @@ def _status(year: int, table: pd.DataFrame) -> xr.DataArray:
 
 
 def _inputs(scenario: Scenario, pipeline: pd.DataFrame | None = None) -> Inputs:
-    empty = pd.DataFrame(
-        columns=[
-            "candidate_id",
-            "name",
-            "service_id",
-            "available_year",
-            "benefit_score",
-            "annual_cost_gbp",
-        ]
-    )
+    empty = pd.DataFrame(columns=list(PIPELINE_COLUMNS))
     return Inputs(
         _reference(),
         _services(),
