@@ -337,7 +337,7 @@ class Engine:
         excess = by_portfolio(acc["hc_excess"], mask)[..., 0]
         budget = rec.budget = self._budgets(rec)
         variance = spend - budget
-        after = pool(self.scenario, variance[..., 0], excess, budget[:, 0], self._regions(rec))
+        after = pool(self.scenario, variance[..., 0], excess, budget[:, 0], rec.footprint.region)
         self.stoch[year] = {
             "spend": spend,
             "patients": patients,
@@ -357,9 +357,6 @@ class Engine:
             retained_exp / total if total > 0 else np.zeros_like(retained_exp)
         )
         return np.stack([alloc, notional], axis=-1)
-
-    def _regions(self, rec: _Year) -> np.ndarray:
-        return rec.footprint.region
 
     def run(self) -> xr.Dataset:
         env = self.env
@@ -483,7 +480,7 @@ _ATTRS = {
     "expected_spend": ("GBP", "expected spend by ICB of residence and portfolio"),
     "budget": ("GBP", "delegated allocation and notional retained budget per ICB"),
     "delegated": ("1", "service delegated to the ICB in that year"),
-    "population": ("persons", "resident population (2023 ICB footprint)"),
+    "population": ("persons", "resident population by ICB, sex and single year of age"),
     "overspend_before_pooling": ("1", "delegated overspend as a fraction of the allocation"),
     "overspend_after_pooling": (
         "1",

@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from sim.atomic import atomic_path
+from sim.errors import SpecsimError
 from sim.results import Summariser, combine_scenarios, deterministic_digest, finalise
 from sim.scenario import Scenario
 
@@ -245,11 +246,7 @@ class Ensemble:
 
 def require_extra(module: str, option: str) -> None:
     """Fail in one line, before any work, when an optional dependency is missing."""
-    import importlib.util
-
-    from sim.errors import SpecsimError
-
-    if importlib.util.find_spec(module) is None:
+    if find_spec(module) is None:
         raise SpecsimError(
             f"{option} needs the optional package '{module}': "
             "pip install -e '.[distributed]' (or specsim[distributed])"
@@ -297,8 +294,6 @@ def run(
     to that Zarr path (one group per scenario when several). `engine` replaces
     `sim.engine.simulate` (tests, benchmarks).
     """
-    from sim.errors import SpecsimError
-
     several = isinstance(scenarios, list | tuple)
     loaded = [load(s) for s in (scenarios if several else [scenarios])]
     names = [s.name for s in loaded]

@@ -16,7 +16,7 @@ Definitions (also written into each variable's attrs):
   ICB's delegated overspend exceeds 1% / 5% of its delegated allocation (`allocation`).
   `pooling="before"` uses `variance_to_budget` on the delegated portfolio (spend -
   allocation), `"after"` uses `overspend_after_pooling` (what the ICB still carries after the
-  risk pool; converted to GBP when the engine gives it as a fraction of the allocation).
+  risk pool; the engine's fraction of the allocation, converted to GBP).
 - `expected_shortfall` (pooling, year, icb): mean over replicates of max(overspend, 0) in GBP,
   i.e. the expected amount by which delegated spend exceeds the allocation (not CVaR).
 """
@@ -219,15 +219,15 @@ class Summariser:
     def _risk_inputs(self, chunk: xr.Dataset) -> dict[str, xr.DataArray]:
         """Delegated overspend in GBP (replicate, year, icb), before and after pooling.
 
-        `overspend_after_pooling` may come in GBP or, units "1", as a fraction of the
-        delegated allocation; an ICB with no delegated allocation overspends nothing.
+        The engine gives `overspend_after_pooling` as a fraction of the delegated allocation
+        (units "1"); an ICB with no delegated allocation overspends nothing.
         """
         before = chunk["variance_to_budget"].sel(portfolio="delegated", drop=True)
         after = chunk["overspend_after_pooling"]
-        if after.attrs.get("units") == "1":
-            allocation = self.deterministic["allocation"]
-            after = (after * allocation).where(allocation > 0, 0.0)
-        return {"before": before, "after": after}
+        if after.attrs.get("units") != "1":
+            raise ValueError("overspend_after_pooling must be a fraction of the allocation")
+        allocation = self.deterministic["allocation"]
+        return {"before": before, "after": (after * allocation).where(allocation > 0, 0.0)}
 
     def _add_risk(self, chunk: xr.Dataset) -> None:
         allocation = self.deterministic["allocation"]

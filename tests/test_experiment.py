@@ -330,15 +330,11 @@ def test_real_engine_short_horizon(tmp_path: Path, monkeypatch):
 def test_missing_optional_dask_is_one_clear_error_before_any_work(monkeypatch):
     """A base install (no `[distributed]` extra) asked for workers fails at once, in one line
     naming the option and the extra to install, without simulating anything."""
-    import importlib.util
-
     from sim.errors import SpecsimError
 
-    real = importlib.util.find_spec
+    real = experiment.find_spec
     monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "distributed" else real(name, *a),
+        experiment, "find_spec", lambda name: None if name == "distributed" else real(name)
     )
 
     def engine_must_not_run(*args, **kwargs):
