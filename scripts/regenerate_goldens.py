@@ -8,8 +8,8 @@ For each `scenarios/*.toml` it writes `tests/regression/<file stem>.csv`: nation
 and per-ICB `allocation` and `target_allocation`, and national `envelope` and
 `retained_budget`, by year, in whole pounds (`sim.allocation.allocation_totals`). The path
 is deterministic: the ONS projection variant of the scenario (population mode forced to
-"projection") and `allocate_years`, no stochastic spend. A change in these files must be
-explained in the commit message.
+"projection") and `sim.plan.allocation_dataset`, no stochastic spend. A change in these
+files must be explained in the commit message.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.allocation import allocate_years, allocation_totals
-from sim.population import population_path
-from sim.reference import load_profiles, load_reference, load_services
+from sim.allocation import allocation_totals
+from sim.plan import allocation_dataset
+from sim.reference import load_data
 from sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +33,7 @@ def golden_totals(path: Path) -> pd.DataFrame:
     scenario = load_scenario(path)
     projection = scenario.population.model_copy(update={"mode": "projection"})
     scenario = scenario.model_copy(update={"population": projection})
-    reference = load_reference()
-    people = population_path(scenario, reference)
-    ds = allocate_years(scenario, people, reference, load_services(), load_profiles())
-    return allocation_totals(ds)
+    return allocation_totals(allocation_dataset(scenario, load_data()))
 
 
 def main() -> None:

@@ -6,13 +6,9 @@ Public API (imported lazily so `import sim` stays light):
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("specsim")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from sim.version import __version__
 
 if TYPE_CHECKING:
     from sim.comparison import compare

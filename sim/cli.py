@@ -2,12 +2,15 @@
 compare results.
 
 Every user error (`SpecsimError`) becomes one line on stderr and exit code 2; Ctrl-C
-becomes one line and exit code 130. Result files are written atomically, so neither leaves
-a partial file behind. Heavy modules (the engine, Dask, reference data) are imported inside
-the commands that need them, so `specsim --help` and `specsim validate` stay fast.
+becomes one line and exit code 130, SIGTERM (what `kill`, `timeout` and batch schedulers
+send) one line and exit code 143. Output paths are checked before any work, and result
+files are written atomically, so neither leaves a partial file behind. Heavy modules (the
+engine, Dask, reference data) are imported inside the commands that need them, so
+`specsim --help` stays fast.
 """
 
 import functools
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -18,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sim.errors import SpecsimError
+from sim.years import financial_year
 
 app = typer.Typer(
     name="specsim",
@@ -31,6 +35,9 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 INTERRUPTED = "interrupted: stopped before finishing; no output file was written"
+TERMINATED = "terminated (SIGTERM): stopped before finishing; no output file was written"
+MAX_SEED = 2**63 - 1
+MAX_DEFAULT_NAME = 120
 
 # Variables shown by `specsim run`, summed over every dimension but year (and scenario).
 SUMMARY_VARIABLES = (
@@ -42,6 +49,14 @@ SUMMARY_VARIABLES = (
 )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be so that every cleanup path runs the same."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr (red on a terminal; click strips colour otherwise), then exit."""
     typer.secho(" ".join(message.splitlines()), err=True, fg="red")
@@ -49,25 +64,30 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 def user_errors(command: F) -> F:
-    """Turn user errors and Ctrl-C into one line and an exit code instead of a traceback."""
+    """Turn user errors, Ctrl-C and SIGTERM into one line and an exit code, never a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return command(*args, **kwargs)
         except SpecsimError as err:
             _fail(f"error: {err}")
+        except Terminated:
+            _fail(TERMINATED, code=143)
         except KeyboardInterrupt:
             _fail(INTERRUPTED, code=130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
     if value:
-        import sim
+        from sim.version import __version__
 
-        typer.echo(f"specsim {sim.__version__}")
+        typer.echo(f"specsim {__version__}")
         raise typer.Exit()
 
 
@@ -81,32 +101,51 @@ def main(
     """Simulate NHS England specialised-services funding."""
 
 
+def default_output(names: list[str]) -> Path:
+    """results/<name>.nc, or <first>_vs_<second>... while the name stays short."""
+    stem = "_vs_".join(names)
+    if len(stem) > MAX_DEFAULT_NAME:
+        stem = f"{names[0]}_and_{len(names) - 1}_more"
+    return Path("results") / f"{stem}.nc"
+
+
 @app.command()
 @user_errors
 def run(
     scenarios: Annotated[list[Path], typer.Argument(help="Scenario TOML file(s).")],
     replications: Annotated[
         int | None,
-        typer.Option("--replications", "-n", min=1, help="Replicates (default: run.replications)."),
+        typer.Option(
+            "--replications",
+            "-n",
+            min=1,
+            max=1_000_000,
+            help="Replicates (default: run.replications).",
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(min=0, help="Random seed (default: run.seed).")
+        int | None, typer.Option(min=0, max=MAX_SEED, help="Random seed (default: run.seed).")
     ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="NetCDF output (default: results/<scenario>.nc)."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Run on a local Dask cluster of N workers.")
+        int | None, typer.Option(min=1, max=64, help="Run on a local Dask cluster of N workers.")
     ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Run on an existing Dask cluster, e.g. tcp://host:8786.")
     ] = None,
     chunk_size: Annotated[
-        int | None, typer.Option(min=1, help="Replicates per task (default: automatic).")
+        int | None,
+        typer.Option(min=1, max=10_000, help="Replicates per task (default: automatic)."),
     ] = None,
     keep_replicates: Annotated[
         Path | None, typer.Option(help="Also keep every replicate in this Zarr store.")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep deterministic paths in this folder between runs (off by default)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -115,16 +154,28 @@ def run(
     Several scenarios share one seed (the first file's run table) and so their
     random numbers: the differences between them are the policies' effects.
     """
-    from sim.atomic import write_netcdf
+    from sim.scenario import load_scenario
 
-    loaded = [load_checked(path) for path in scenarios]
-    settings = loaded[0].run  # one seed for all: common random numbers across scenarios
-    target = out or Path("results") / ("_vs_".join(s.name for s in loaded) + ".nc")
-    if target.is_dir():
-        raise SpecsimError(f"{target}: --out is a folder; give a file name such as {target}/x.nc")
+    loaded = [load_scenario(path) for path in scenarios]
+    target = check_writable(out or default_output([s.name for s in loaded]), what="--out")
+    if keep_replicates is not None:
+        check_writable(keep_replicates, folder=True, what="--keep-replicates")
+    if cache_dir is not None:
+        check_writable(cache_dir, folder=True, what="--cache-dir")
+    if scheduler is not None and "://" not in scheduler and ":" not in scheduler:
+        raise SpecsimError(f"--scheduler {scheduler}: give an address such as tcp://host:8786")
 
     from sim import experiment
+    from sim.atomic import write_netcdf
+    from sim.checks import check_scenario
+    from sim.plan import PlanCache
+    from sim.reference import load_data
 
+    cache = PlanCache(cache_dir)
+    data = load_data()
+    for scenario in loaded:
+        check_scenario(scenario, data, cache)
+    settings = loaded[0].run  # one seed for all: common random numbers across scenarios
     ds = experiment.run(
         loaded if len(loaded) > 1 else loaded[0],
         replications=replications if replications is not None else settings.replications,
@@ -134,6 +185,7 @@ def run(
         chunk_size=chunk_size,
         keep_replicates=keep_replicates,
         progress=not quiet,
+        engine=experiment.sim_engine(cache),
     )
     write_netcdf(ds, target)
     console = Console()
@@ -141,6 +193,12 @@ def run(
     if table.row_count:
         console.print(table)
     console.print(f"wrote {target}", highlight=False)
+
+
+def check_writable(path: Path, folder: bool = False, what: str = "--out") -> Path:
+    from sim.atomic import check_writable as check
+
+    return check(path, folder=folder, what=what)
 
 
 def summary_table(ds: Any) -> Table:
@@ -162,7 +220,7 @@ def summary_table(ds: Any) -> Table:
     for name in scenarios:
         part = ds.sel(scenario=name) if name is not None else ds
         for year in picks:
-            cells = [f"{year}/{(year + 1) % 100:02d}"]
+            cells = [financial_year(year)]
             for var, _, scale in shown:
                 da = part[var]
                 value = float(da.sel(year=year).sum()) / scale if "year" in da.dims else None
@@ -185,37 +243,35 @@ def describe(scenario: Any) -> str:
     )
 
 
-def load_checked(path: Path) -> Any:
-    """Load a scenario and check it against the reference data (wave names, floor funding).
-
-    Done before any run starts so a bad wave or an unfundable floor exits 2 at once,
-    not after minutes of simulation, and nothing is written.
-    """
-    from sim.allocation import check_allocation_inputs
-    from sim.reference import load_icbs, load_services
-    from sim.scenario import load_scenario
-
-    scenario = load_scenario(path)
-    check_allocation_inputs(scenario, load_services(), load_icbs(2023))
-    return scenario
-
-
 @app.command()
 def validate(
     scenarios: Annotated[list[Path], typer.Argument(help="Scenario TOML file(s) to check.")],
 ) -> None:
-    """Check scenario files without running them; exit code 2 if any is invalid."""
+    """Check scenario files exactly as `run` would, without running them; exit code 2 if
+    any is invalid."""
     failed = False
     for path in scenarios:
         try:
-            scenario = load_checked(path)
+            scenario = _validate_one(path)
         except SpecsimError as err:
             typer.secho(" ".join(f"error: {err}".splitlines()), err=True, fg="red")
             failed = True
+        except KeyboardInterrupt:
+            _fail(INTERRUPTED, code=130)
         else:
             typer.echo(f"OK {path}: {describe(scenario)}")
     if failed:
         raise typer.Exit(2)
+
+
+def _validate_one(path: Path) -> Any:
+    from sim.checks import check_scenario
+    from sim.reference import load_data
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(path)
+    check_scenario(scenario, load_data())
+    return scenario
 
 
 @app.command("scenarios")
@@ -267,7 +323,11 @@ def compare(
     ] = False,
 ) -> None:
     """Compare results files: national totals, ICB gains and losses, financial risk."""
-    from sim.comparison import compare_files
+    if report is not None:
+        check_writable(report, what="--report")
+    if csv is not None:
+        check_writable(csv, folder=True, what="--csv")
+    from sim.report import compare_files
 
     table = compare_files(
         results, report=report, csv_dir=csv, suppress_small_counts=not show_small_counts

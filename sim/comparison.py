@@ -2,8 +2,8 @@
 
 `compare(a, b, ...)` takes results Datasets (or paths to results .nc files) and returns a
 `Comparison` of pandas tables, the first scenario being the reference that the others are
-measured against. `compare_files` is the CLI's entry point: it also writes the HTML report
-and CSV tables, each atomically.
+measured against. `sim.report.compare_files` is the CLI's entry point: it also writes the
+HTML report and CSV tables, each atomically.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import pandas as pd
 import xarray as xr
 
 from sim import disclosure
+from sim.accessor import as_list, end_year, scenario_name
 from sim.atomic import atomic_path
 from sim.errors import DataError
-from sim.plots import as_list, end_year, fy, scenario_name
+from sim.years import financial_year as fy
 
 REQUIRED = ("allocation", "retained_budget", "envelope", "distance_from_target", "population")
 RISK_VARS = ("p_overspend_1pct", "p_overspend_5pct", "expected_shortfall")
@@ -324,22 +325,4 @@ def compare(
     )
 
 
-def compare_files(
-    paths: Sequence[str | Path],
-    report: str | Path | None = None,
-    csv_dir: str | Path | None = None,
-    suppress_small_counts: bool = True,
-) -> pd.DataFrame:
-    """The CLI's `specsim compare`: open results files, write the report and CSVs if asked,
-    and return the headline table to print."""
-    comparison = compare(*[Path(p) for p in paths], suppress_small_counts=suppress_small_counts)
-    if report is not None:
-        from sim.report import write_report
-
-        write_report(comparison, report)
-    if csv_dir is not None:
-        comparison.to_csv(csv_dir)
-    return comparison.headline
-
-
-__all__ = ["Comparison", "compare", "compare_files", "open_results"]
+__all__ = ["Comparison", "compare", "open_results"]

@@ -3,11 +3,12 @@
 Replicates are split into chunks only for execution. Each replicate `i` draws from its own
 stream `SeedSequence(seed, spawn_key=(i,))` inside the engine, and every scenario of a call
 gets the same seed, so scenarios share random streams (common random numbers) and results
-never depend on chunking. Chunks are folded into `sim.results.Summariser` strictly in
-replicate order (a chunk that finishes early waits for its predecessors), which makes the
-summaries bit-identical for any chunk size, worker count or scheduler. At most `window`
-chunks are outstanding at once, so memory is bounded by the chunks in flight, not by the
-number of replicates.
+never depend on chunking. Each scenario's deterministic path is computed once, here, and
+sent to the workers with the chunks (it is all a worker needs: it reads no data files).
+Chunks are folded into `sim.results.Summariser` strictly in replicate order (a chunk that
+finishes early waits for its predecessors), which makes the summaries bit-identical for
+any chunk size, worker count or scheduler. At most `window` chunks are outstanding at once,
+so memory is bounded by the chunks in flight, not by the number of replicates.
 """
 
 from __future__ import annotations
@@ -21,21 +22,61 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from sim.atomic import atomic_path
 from sim.errors import SpecsimError
-from sim.results import Summariser, combine_scenarios, deterministic_digest, finalise
+from sim.results import Summariser, combine_scenarios, finalise
 from sim.scenario import Scenario
 
-Engine = Callable[[Scenario, Sequence[int], int], xr.Dataset]
 ScenarioLike = Scenario | str | os.PathLike
 
 MAX_CHUNK = 100  # replicates per chunk: bounds a worker's memory (engine: ~2 MB each)
 MAX_TASKS = 400  # chunks per call: keeps the Dask task graph in the hundreds
 CHUNKS_PER_SLOT = 4  # enough chunks per worker thread to balance load
+CONNECT_TIMEOUT_S = 10
+ZARR_FORMAT = 2  # widely read; text coordinates and consolidated metadata are in its spec
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What `run` needs from a simulator: the real one (`sim_engine`) or a test's fake.
+
+    `prepare(scenario)` runs once per scenario in the caller's process and returns what
+    the chunks need (it is sent to every worker); `deterministic(scenario, prepared)` gives
+    the variables shared by every replicate; `replicates(scenario, prepared, start, stop,
+    seed)` gives the per-replicate variables of replicates start..stop-1.
+    """
+
+    prepare: Callable[[Scenario], Any]
+    deterministic: Callable[[Scenario, Any], xr.Dataset]
+    replicates: Callable[[Scenario, Any, int, int, int], xr.Dataset]
+    provenance: Callable[[], tuple[str, str]]
+    """(data_version, sources) of the reference data the engine used."""
+
+
+def sim_engine(cache: Any = None) -> Engine:
+    """The SimPy engine on the packaged data, with one `sim.plan.PlanCache` for the call
+    (a new one in memory by default)."""
+    from sim.plan import PlanCache, plan_scenario
+    from sim.reference import load_data
+    from sim.simulate import deterministic_of_plan, simulate_replicates
+
+    cache = cache if cache is not None else PlanCache()
+
+    def provenance() -> tuple[str, str]:
+        attrs = load_data().dataset.attrs
+        return str(attrs["data_version"]), str(attrs.get("sources", ""))
+
+    return Engine(
+        prepare=lambda scenario: plan_scenario(scenario, load_data(), cache),
+        deterministic=deterministic_of_plan,
+        replicates=simulate_replicates,
+        provenance=provenance,
+    )
 
 
 @dataclass(frozen=True)
@@ -46,31 +87,6 @@ class Task:
     chunk: int
     start: int
     stop: int
-
-
-@dataclass
-class ChunkResult:
-    """What a chunk sends back: per-replicate variables, plus deterministic ones once."""
-
-    stochastic: xr.Dataset
-    deterministic: xr.Dataset | None
-    digest: str
-
-
-def run_chunk(
-    scenario: Scenario, start: int, stop: int, seed: int, engine: Engine | None, first: bool
-) -> ChunkResult:
-    """Simulate replicates start..stop-1. Runs on a worker, which loads reference data itself."""
-    if engine is None:
-        from sim.engine import simulate as engine
-    ds = engine(scenario, range(start, stop), seed)
-    stochastic = [name for name, da in ds.data_vars.items() if "replicate" in da.dims]
-    deterministic = ds.drop_vars(stochastic).drop_dims("replicate", errors="ignore")
-    return ChunkResult(
-        stochastic=ds[stochastic],
-        deterministic=deterministic if first else None,
-        digest=deterministic_digest(deterministic),
-    )
 
 
 def default_chunk_size(replications: int, n_scenarios: int, slots: int) -> int:
@@ -99,8 +115,10 @@ def load(scenario: ScenarioLike) -> Scenario:
 
 
 class ReplicateStore:
-    """Per-replicate output in Zarr, written chunk by chunk as chunks are folded. The caller
-    gives a temporary path (`sim.atomic.atomic_path`) renamed into place only on success."""
+    """Per-replicate output in Zarr, written chunk by chunk as chunks are folded, with the
+    coordinates (year, ICB codes and names, portfolio), units and long names of the schema,
+    and consolidated metadata. The caller gives a temporary path (`sim.atomic.atomic_path`)
+    renamed into place only on success."""
 
     def __init__(self, path: Path, replications: int, chunk_size: int) -> None:
         self.tmp = path
@@ -109,40 +127,53 @@ class ReplicateStore:
         self.started: set[str | None] = set()
 
     def write(self, group: str | None, task: Task, chunk: xr.Dataset) -> None:
-        chunk = chunk.drop_vars(
-            [name for name, v in chunk.variables.items() if "replicate" not in v.dims]
-        ).transpose("replicate", ...)
+        chunk = chunk.transpose("replicate", ...)
         if group not in self.started:
             self._create(group, chunk)
             self.started.add(group)
-        chunk.to_zarr(
+        region = chunk.drop_vars(
+            [n for n, v in chunk.variables.items() if "replicate" not in v.dims]
+        )
+        region.to_zarr(
             self.tmp,
             group=group,
             region={"replicate": slice(task.start, task.stop)},
             consolidated=False,
+            zarr_format=ZARR_FORMAT,
         )
 
     def _create(self, group: str | None, chunk: xr.Dataset) -> None:
         """Pre-create every variable with the full replicate dimension (metadata only)."""
         import dask.array as da
 
-        template = xr.Dataset(coords={"replicate": np.arange(self.replications)})
+        coords = {k: v for k, v in chunk.coords.items() if "replicate" not in v.dims}
+        template = xr.Dataset(coords={"replicate": np.arange(self.replications), **coords})
         encoding = {}
         for name, var in chunk.data_vars.items():
-            var = var.transpose("replicate", ...)
             shape = (self.replications, *var.shape[1:])
             chunks = (self.chunk_size, *var.shape[1:])
             template[name] = xr.DataArray(
-                da.zeros(shape, chunks=chunks, dtype=var.dtype),
-                dims=var.dims,
-                coords={k: v for k, v in var.coords.items() if "replicate" not in v.dims},
-                attrs=var.attrs,
+                da.zeros(shape, chunks=chunks, dtype=var.dtype), dims=var.dims, attrs=var.attrs
             )
             encoding[name] = {"chunks": chunks}
         mode = "w" if not self.started else "a"
         template.to_zarr(
-            self.tmp, group=group, mode=mode, compute=False, encoding=encoding, consolidated=False
+            self.tmp,
+            group=group,
+            mode=mode,
+            compute=False,
+            encoding=encoding,
+            consolidated=False,
+            zarr_format=ZARR_FORMAT,
         )
+
+    def close(self) -> None:
+        """Consolidate the metadata of every group, so readers open the store in one read."""
+        import zarr
+
+        for group in self.started - {None}:
+            zarr.consolidate_metadata(str(self.tmp), path=group, zarr_format=ZARR_FORMAT)
+        zarr.consolidate_metadata(str(self.tmp), zarr_format=ZARR_FORMAT)
 
 
 class Ensemble:
@@ -151,14 +182,17 @@ class Ensemble:
     def __init__(
         self,
         scenarios: list[Scenario],
+        prepared: list[Any],
+        deterministic: list[xr.Dataset],
         replications: int,
         seed: int,
         chunk_size: int,
-        engine: Engine | None,
+        engine: Engine,
         store: ReplicateStore | None,
         progress: bool,
     ) -> None:
         self.scenarios = scenarios
+        self.prepared = prepared
         self.replications = replications
         self.seed = seed
         self.engine = engine
@@ -166,16 +200,14 @@ class Ensemble:
         self.progress = progress
         self.tasks = plan(replications, len(scenarios), chunk_size)
         self.next_chunk = [0] * len(scenarios)
-        self.pending: list[dict[int, tuple[Task, ChunkResult]]] = [{} for _ in scenarios]
-        self.summaries: list[Summariser | None] = [None] * len(scenarios)
-        self.digests: list[str | None] = [None] * len(scenarios)
+        self.pending: list[dict[int, tuple[Task, xr.Dataset]]] = [{} for _ in scenarios]
+        self.summaries = [Summariser(ds) for ds in deterministic]
         self.folded = 0
 
-    def args(self, task: Task) -> tuple:
-        scenario = self.scenarios[task.scenario]
-        return (scenario, task.start, task.stop, self.seed, self.engine, task.chunk == 0)
+    def args(self, task: Task, prepared: Any) -> tuple:
+        return (self.scenarios[task.scenario], prepared, task.start, task.stop, self.seed)
 
-    def run(self, results: Iterator[tuple[Task, ChunkResult]]) -> list[xr.Dataset]:
+    def run(self, results: Iterator[tuple[Task, xr.Dataset]]) -> list[xr.Dataset]:
         from rich.console import Console
         from rich.progress import Progress
 
@@ -193,32 +225,29 @@ class Ensemble:
         done = 0
         while self.next_chunk[s] in self.pending[s]:
             task, result = self.pending[s].pop(self.next_chunk[s])
-            if task.chunk == 0:
-                self.summaries[s] = Summariser(result.deterministic)
-                self.digests[s] = result.digest
-            elif result.digest != self.digests[s]:
-                raise RuntimeError(
-                    f"scenario {self.scenarios[s].name!r}: deterministic results of chunk "
-                    f"{task.chunk} differ from chunk 0 (engine is not deterministic)"
-                )
-            self.summaries[s].add(result.stochastic)
+            self.summaries[s].add(result)
             if self.store is not None:
                 group = self.scenarios[s].name if len(self.scenarios) > 1 else None
-                self.store.write(group, task, result.stochastic)
+                self.store.write(group, task, result)
             self.next_chunk[s] += 1
             self.folded += 1
             done += task.stop - task.start
         return done
 
-    def in_process(self) -> Iterator[tuple[Task, ChunkResult]]:
+    def in_process(self) -> Iterator[tuple[Task, xr.Dataset]]:
         for task in self.tasks:
-            yield task, run_chunk(*self.args(task))
+            yield task, self.engine.replicates(*self.args(task, self.prepared[task.scenario]))
 
-    def on_dask(self, client, window: int) -> Iterator[tuple[Task, ChunkResult]]:
-        """Submit at most `window` unfolded chunks at a time; yield them as they finish."""
+    def on_dask(self, client, window: int) -> Iterator[tuple[Task, xr.Dataset]]:
+        """Submit at most `window` unfolded chunks at a time; yield them as they finish.
+
+        Each scenario's prepared plan is scattered to every worker once, so a chunk ships
+        only its replicate range.
+        """
         from distributed import as_completed
 
         token = uuid.uuid4().hex[:8]
+        shared = [client.scatter(p, broadcast=True, hash=False) for p in self.prepared]
         queue = iter(self.tasks)
         submitted = 0
         futures = as_completed(with_results=True)
@@ -231,7 +260,8 @@ class Ensemble:
                 if task is None:
                     return
                 key = f"specsim-{token}-{task.scenario}-{task.chunk}"
-                future = client.submit(run_chunk, *self.args(task), key=key, pure=False)
+                args = self.args(task, shared[task.scenario])
+                future = client.submit(self.engine.replicates, *args, key=key, pure=False)
                 which[future.key] = task
                 futures.add(future)
                 submitted += 1
@@ -258,7 +288,14 @@ def _connect(workers: int | None, scheduler: str | None):
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise SpecsimError(
+                f"--scheduler {scheduler}: cannot reach the Dask scheduler within "
+                f"{CONNECT_TIMEOUT_S} s ({reason})"
+            ) from None
         cluster = None
     else:
         cluster = LocalCluster(
@@ -283,6 +320,7 @@ def run(
     keep_replicates: str | os.PathLike | None = None,
     progress: bool = True,
     engine: Engine | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> xr.Dataset:
     """Run an ensemble of `replications` replicates of one or several scenarios.
 
@@ -291,8 +329,8 @@ def run(
     single-threaded processes, `scheduler` connects to an existing one; otherwise in-process.
     `replications` and `seed` default to the first scenario's `[run]` section (one seed for
     all: common random numbers). `keep_replicates` also writes every replicate's variables
-    to that Zarr path (one group per scenario when several). `engine` replaces
-    `sim.engine.simulate` (tests, benchmarks).
+    to that Zarr path (one group per scenario when several). `cache_dir` keeps deterministic
+    paths on disk between runs. `engine` replaces the SimPy engine (tests, benchmarks).
     """
     several = isinstance(scenarios, list | tuple)
     loaded = [load(s) for s in (scenarios if several else [scenarios])]
@@ -308,6 +346,12 @@ def run(
     if keep_replicates is not None:
         require_extra("zarr", "--keep-replicates")
         require_extra("dask", "--keep-replicates")
+    if engine is None:
+        from sim.plan import PlanCache
+
+        engine = sim_engine(PlanCache(cache_dir))
+    prepared = [engine.prepare(s) for s in loaded]
+    deterministic = [engine.deterministic(s, p) for s, p in zip(loaded, prepared, strict=True)]
     with ExitStack() as stack:
         client = None
         if workers is not None or scheduler is not None:
@@ -321,13 +365,21 @@ def run(
         if keep_replicates is not None:
             tmp = stack.enter_context(atomic_path(keep_replicates))
             store = ReplicateStore(tmp, replications, size)
-        ensemble = Ensemble(loaded, replications, seed, size, engine, store, progress)
+        ensemble = Ensemble(
+            loaded, prepared, deterministic, replications, seed, size, engine, store, progress
+        )
         if client is None:
             summaries = ensemble.run(ensemble.in_process())
         else:
             summaries = ensemble.run(ensemble.on_dask(client, window=max(4, 2 * slots)))
+        if store is not None:
+            store.close()
+    provenance = engine.provenance()
     datasets = [
-        finalise(ds, scenario, seed, replications)
+        finalise(ds, scenario, seed, replications, provenance)
         for ds, scenario in zip(summaries, loaded, strict=True)
     ]
     return combine_scenarios(datasets) if several else datasets[0]
+
+
+__all__ = ["Engine", "run", "sim_engine"]

@@ -1,14 +1,13 @@
 """Market forces: unavoidable differences in what the same care costs in different areas.
 
-One assumption serves two modules: `allocation` may recognise these differences in the
-target formula (the `market_forces` switch), and `demand` always charges them on ordinary
-cases' costs, because they are real costs whether or not a formula pays for them.
+One assumption serves two modules: the target formula may recognise these differences (the
+`market_forces` need adjustment), and demand always charges them on ordinary cases' costs,
+because they are real costs whether or not a formula pays for them.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-import xarray as xr
+import numpy as np
 
 from sim.errors import DataError
 
@@ -26,16 +25,15 @@ indices, London highest, in the range of the published core-formula MFF; normali
 population-weighted mean of 1 before use."""
 
 
-def weighted_mean_one(index: xr.DataArray, weight: xr.DataArray) -> xr.DataArray:
+def weighted_mean_one(index: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Rescale `index` so its `weight`-weighted mean is exactly 1 (a pure redistribution)."""
     return index * weight.sum() / (index * weight).sum()
 
 
-def market_forces_index(region_name: xr.DataArray, weight: xr.DataArray) -> xr.DataArray:
+def market_forces_index(region_name: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Regional MFF per ICB (assumption, MARKET_FORCES_BY_REGION), weighted mean 1."""
-    values = pd.Series(region_name.values).map(MARKET_FORCES_BY_REGION)
-    if values.isna().any():
-        unknown = sorted(set(region_name.values[values.isna().to_numpy()]))
+    unknown = sorted({str(r) for r in region_name} - set(MARKET_FORCES_BY_REGION))
+    if unknown:
         raise DataError("icbs.csv", f"region_name: no market forces index for {unknown}")
-    raw = xr.DataArray(values.to_numpy(float), dims="icb", coords={"icb": region_name["icb"]})
+    raw = np.array([MARKET_FORCES_BY_REGION[str(r)] for r in region_name], dtype=float)
     return weighted_mean_one(raw, weight)

@@ -33,18 +33,36 @@ def load_pipeline(
     """Read the candidate pipeline, checking its columns, values and (if given) services."""
     source = Path(path) if path else Path(str(resources.files("sim") / "data" / "pipeline.csv"))
     try:
-        table = pd.read_csv(source)
-    except (OSError, pd.errors.ParserError) as err:
-        raise DataError(source, f"cannot read the CPAG pipeline: {err}") from None
+        table = pd.read_csv(source, dtype={"candidate_id": str, "name": str, "service_id": str})
+    except pd.errors.EmptyDataError:
+        raise DataError(source, "cannot read the CPAG pipeline: empty file") from None
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(source, f"cannot read the CPAG pipeline: {reason}") from None
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise DataError(source, f"missing column(s) {', '.join(missing)}")
-    if (table["annual_cost_gbp"] <= 0).any() or (table["benefit_score"] < 0).any():
-        raise DataError(source, "annual_cost_gbp must be > 0 and benefit_score >= 0")
+    for column, lowest, strict in (
+        ("available_year", 2000, False),
+        ("benefit_score", 0.0, False),
+        ("annual_cost_gbp", 0.0, True),
+    ):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = ~np.isfinite(values) | ((values <= lowest) if strict else (values < lowest))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # the header is line 1
+            rule = f"> {lowest:g}" if strict else f">= {lowest:g}"
+            raise DataError(source, f"{column}: line {row}: must be a finite number {rule}")
+        table[column] = values
+    if (table["available_year"] % 1 != 0).any():
+        raise DataError(source, "available_year: must be whole years")
+    if table[["candidate_id", "name", "service_id"]].isna().any().any():
+        raise DataError(source, "candidate_id, name and service_id must not be blank")
     if known_services is not None:
         unknown = sorted(set(table["service_id"]) - set(known_services))
         if unknown:
             raise DataError(source, f"service_id: not in the catalogue: {', '.join(unknown)}")
+    table["available_year"] = table["available_year"].astype(int)
     return table.sort_values(["available_year", "candidate_id"], ignore_index=True)
 
 

@@ -15,6 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from sim.accessor import as_list, base_year, end_year, icb_labels, scenario_name, short_icb_name
+from sim.years import financial_year as fy
+
 # One colour per NHS region, identical in every figure (colour-blind-safe Okabe-Ito palette).
 REGION_COLOURS = {
     "London": "#0072B2",
@@ -29,56 +32,6 @@ OTHER_COLOUR = "#999999"
 PORTFOLIO_COLOURS = {"delegated": "#0072B2", "retained": "#D55E00"}
 LINESTYLES = ["-", "--", ":", "-."]
 Z_90 = 1.6448536269514722  # two-sided 90% normal band
-
-
-def as_list(ds_or_list: xr.Dataset | Sequence[xr.Dataset]) -> list[xr.Dataset]:
-    """Scenarios as a list of Datasets: split a `scenario` dimension, accept one or many."""
-    items = [ds_or_list] if isinstance(ds_or_list, xr.Dataset) else list(ds_or_list)
-    out: list[xr.Dataset] = []
-    for ds in items:
-        if "scenario" in ds.dims:
-            for name in ds["scenario"].values:
-                one = ds.sel(scenario=name, drop=True)
-                one.attrs = {**ds.attrs, "scenario_name": str(name)}
-                out.append(one)
-        else:
-            out.append(ds)
-    return out
-
-
-def scenario_name(ds: xr.Dataset, default: str = "scenario") -> str:
-    """The scenario's name for legends and tables."""
-    return str(ds.attrs.get("scenario_name", default))
-
-
-def end_year(ds: xr.Dataset) -> int:
-    return int(ds["year"].max())
-
-
-def base_year(ds: xr.Dataset) -> int:
-    return int(ds["year"].min())
-
-
-def fy(year: int) -> str:
-    """Financial-year label: 2024 -> '2024/25'."""
-    return f"{year}/{(year + 1) % 100:02d}"
-
-
-def short_icb_name(name: str) -> str:
-    """'NHS Kent and Medway Integrated Care Board' -> 'Kent and Medway' (fits a bar label)."""
-    for prefix in ("NHS ",):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-    for suffix in (" Integrated Care Board", " ICB"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
-
-
-def icb_labels(ds: xr.Dataset) -> list[str]:
-    if "icb_name" in ds.coords:
-        return [short_icb_name(str(n)) for n in ds["icb_name"].values]
-    return [str(c) for c in ds["icb"].values]
 
 
 def region_colours(ds: xr.Dataset) -> list[str]:

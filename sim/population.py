@@ -40,15 +40,16 @@ projection (within 0.02% for England's total, 65+ and 85+ in 2043).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from sim.errors import ScenarioError
-from sim.scenario import PopulationConfig, Scenario
+
+if TYPE_CHECKING:
+    from sim.scenario import PopulationConfig, TimeConfig
 
 FEMALE = 0  # position of "f" on the sex axis, ["f", "m"] by the data contract
 LONG_NAME = "resident population at mid-year (financial year start), 90 = 90 and over"
@@ -220,12 +221,12 @@ def cohort_step(
 class PopulationModel:
     """The population of one scenario, moved on one financial year at a time by `advance`."""
 
-    def __init__(self, scenario: Scenario, reference: xr.Dataset) -> None:
-        cfg = scenario.population
+    def __init__(self, config: PopulationConfig, time: TimeConfig, reference: xr.Dataset) -> None:
+        cfg = config
         proj = reference["population_projection"].sel(variant=cfg.variant, drop=True)
         years = proj["year"].values
         self.first_data_year, self.last_data_year = int(years[0]), int(years[-1])
-        self.base_year, self.end_year = scenario.time.base_year, scenario.time.end_year
+        self.base_year, self.end_year = time.base_year, time.end_year
         self._check_year(self.base_year, "time.base_year")
         self._check_year(self.end_year, "time.end_year")
         self._config = cfg
@@ -273,9 +274,11 @@ class PopulationModel:
         self.year = nxt
 
 
-def population_path(scenario: Scenario, reference: xr.Dataset) -> xr.DataArray:
+def population_path(
+    config: PopulationConfig, time: TimeConfig, reference: xr.Dataset
+) -> xr.DataArray:
     """Population (year, icb, sex, age) for every year base_year..end_year of the scenario."""
-    model = PopulationModel(scenario, reference)
+    model = PopulationModel(config, time, reference)
     frames = [model.current().values]
     while model.year < model.end_year:
         model.advance()
@@ -287,20 +290,3 @@ def population_path(scenario: Scenario, reference: xr.Dataset) -> xr.DataArray:
         name="population",
         attrs={"units": "persons", "long_name": LONG_NAME},
     )
-
-
-def ageing(
-    env: Any,
-    model: PopulationModel,
-    on_april: Callable[[int, xr.DataArray], None],
-) -> Generator[Any, None, None]:
-    """SimPy process (time unit = month): the population each April, base_year..end_year.
-
-    Calls `on_april(year, population)` when started (1 April of the base year) and then every
-    12 months after moving the model on one year.
-    """
-    on_april(model.year, model.current())
-    while model.year < model.end_year:
-        yield env.timeout(12)
-        model.advance()
-        on_april(model.year, model.current())

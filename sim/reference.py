@@ -9,6 +9,7 @@ writes the files; `sim/data/README.md` documents their sources, units and timing
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,8 @@ import pandas as pd
 import xarray as xr
 
 from sim.errors import DataError
+from sim.footprint import Footprint, build_footprints
+from sim.pipeline import load_pipeline
 
 CATALOGUE_YEAR = 2023
 """Financial year of the service catalogue's `baseline_spend_gbp` (2023/24)."""
@@ -158,6 +161,95 @@ def _validate_reference(path: str, ds: xr.Dataset) -> None:
         raise DataError(path, "attribute 'data_version' is missing")
 
 
+@dataclass(frozen=True)
+class ServiceProfiles:
+    """Utilisation profiles (profile, sex, age) and the profile row of each service."""
+
+    profiles: np.ndarray
+    index: np.ndarray
+
+    @property
+    def by_service(self) -> np.ndarray:
+        """(service, sex, age): each service's own profile."""
+        return self.profiles[self.index]
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceData:
+    """Everything a run reads from the packaged data, each file loaded and checked once.
+
+    Passed explicitly to the modules that need it; `version` keys every cache built on it.
+    """
+
+    dataset: xr.Dataset
+    services: pd.DataFrame
+    profiles: xr.DataArray
+    icbs: dict[int, pd.DataFrame]
+    pipeline: pd.DataFrame
+
+    @property
+    def version(self) -> str:
+        return str(self.dataset.attrs["data_version"])
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Hash of the bytes of every packaged data file: the data part of cache keys."""
+        return data_fingerprint()
+
+    @functools.cached_property
+    def footprints(self) -> dict[int, Footprint]:
+        return build_footprints(self.icbs, self.dataset["merger_share"])
+
+    @functools.cached_property
+    def service_profiles(self) -> ServiceProfiles:
+        names = list(self.profiles["profile"].values)
+        index = np.array([names.index(p) for p in self.services["age_profile"]])
+        values = self.profiles.transpose("profile", "sex", "age").values
+        return ServiceProfiles(np.asarray(values, dtype=float), index)
+
+    @functools.cached_property
+    def registered(self) -> np.ndarray:
+        """GP-registered patients per 2023 ICB (Aug 2026): the weight of need indices."""
+        return self.dataset["gp_registered"].values.sum(axis=(1, 2))
+
+
+def load_data(reference: str | Path | None = None) -> ReferenceData:
+    """The packaged reference data (or another reference NetCDF) with catalogue, profiles,
+    ICB tables and CPAG pipeline, cross-checked: every catalogue profile exists, the ICB
+    table matches the NetCDF's ICBs and every pipeline service is in the catalogue."""
+    target = Path(reference) if reference is not None else data_path(REFERENCE_FILE)
+    return _load_data(str(target.resolve()))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_data(path: str) -> ReferenceData:
+    dataset = load_reference(path)
+    services = load_services()
+    profiles = load_profiles()
+    icbs = {2023: load_icbs(2023), 2026: load_icbs(2026)}
+    unknown = sorted(set(services["age_profile"]) - set(profiles["profile"].values))
+    if unknown:
+        raise DataError(data_path("services.csv"), f"age_profile: no utilisation profile {unknown}")
+    if list(icbs[2023]["icb"]) != [str(c) for c in dataset["icb"].values]:
+        raise DataError(data_path("icbs.csv"), f"ICB codes differ from those in {path}")
+    if set(icbs[2026]["icb"]) != {str(c) for c in dataset["icb26"].values}:
+        raise DataError(data_path("icbs_2026.csv"), f"ICB codes differ from those in {path}")
+    pipeline = load_pipeline(known_services=services["service_id"])
+    return ReferenceData(dataset, services, profiles, icbs, pipeline)
+
+
+def data_fingerprint() -> str:
+    """SHA-256 (shortened) of the packaged data files' bytes, in a fixed order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in DATA_FILES:
+        path = data_path(name)
+        digest.update(name.encode())
+        digest.update(path.read_bytes() if path.is_file() else b"missing")
+    return digest.hexdigest()[:16]
+
+
 def data_version() -> str:
     """Version of the packaged reference data: release plus a hash of its contents."""
     return str(load_reference().attrs["data_version"])
@@ -191,8 +283,8 @@ def load_services(path: str | Path | None = None) -> pd.DataFrame:
     for column in SERVICE_NUMBERS:
         numbers = pd.to_numeric(table[column], errors="coerce")
         lowest = -1.0 if column == "non_demographic_growth" else 0.0  # a service may shrink
-        if numbers.isna().any() or (numbers < lowest).any():
-            raise DataError(path, f"{column}: values must be numbers >= {lowest:g}")
+        if not np.isfinite(numbers).all() or (numbers < lowest).any():
+            raise DataError(path, f"{column}: values must be finite numbers >= {lowest:g}")
         table[column] = numbers.astype(float)
     for column, allowed in SERVICE_CHOICES.items():
         wrong = sorted(set(table[column]) - allowed)
@@ -209,8 +301,8 @@ def load_profiles(path: str | Path | None = None) -> xr.DataArray:
     if table.duplicated(["profile", "sex", "age"]).any():
         raise DataError(path, "duplicate (profile, sex, age) rows")
     rates = pd.to_numeric(table["relative_rate"], errors="coerce")
-    if rates.isna().any() or (rates < 0).any():
-        raise DataError(path, "relative_rate: values must be non-negative numbers")
+    if not np.isfinite(rates).all() or (rates < 0).any():
+        raise DataError(path, "relative_rate: values must be finite non-negative numbers")
     grid = table.assign(relative_rate=rates).set_index(["profile", "sex", "age"])["relative_rate"]
     da = xr.DataArray.from_series(grid)
     expected_ages = np.arange(91)
@@ -242,6 +334,8 @@ def _read_csv(path: Path, **options) -> pd.DataFrame:
         raise DataError(path, "data file not found")
     try:
         return pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "empty file (no header, no rows)") from None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         reason = str(error).splitlines()[0]
         raise DataError(path, f"not a readable CSV file ({reason})") from None

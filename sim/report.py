@@ -8,6 +8,7 @@ import datetime as dt
 import html
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from sim import plots
+from sim.accessor import base_year, end_year, short_icb_name
 from sim.atomic import atomic_path
-from sim.comparison import Comparison
+from sim.comparison import Comparison, compare
+from sim.years import financial_year as fy
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Arial,sans-serif;max-width:1100px;
@@ -81,7 +84,7 @@ def distance_view(ds: xr.Dataset) -> tuple[int, str]:
     if float(gap.sel(year=years[-1])) > 1e-9:
         return years[-1], "in the end year"
     converged = next(y for y in years if float(gap.sel(year=y)) <= 1e-9)
-    return years[0], f"in the base year (every ICB is at target from {plots.fy(converged)})"
+    return years[0], f"in the base year (every ICB is at target from {fy(converged)})"
 
 
 def report_figures(comparison: Comparison) -> list[ReportFigure]:
@@ -106,10 +109,10 @@ def report_figures(comparison: Comparison) -> list[ReportFigure]:
                 ReportFigure(
                     f"change-{name}" + ("" if year == _end(comparison) else f"-{year}"),
                     plots.allocation_change(ref, ds, year=year),
-                    f"Bar chart of the % change in each ICB's allocation in {plots.fy(year)}, "
+                    f"Bar chart of the % change in each ICB's allocation in {fy(year)}, "
                     f"{name} vs {names[0]}",
                     f"Who gains and who loses: change in each ICB's delegated allocation in "
-                    f"{plots.fy(year)} under {name} compared with {names[0]}.",
+                    f"{fy(year)} under {name} compared with {names[0]}.",
                 )
             )
     for ds, name in zip(ds_list, names, strict=True):
@@ -187,7 +190,7 @@ def _gainers_losers_html(comparison: Comparison) -> str:
         for year in years:
             if len(years) > 1:
                 why = "end year" if year == years[0] else "the year the scenarios differ most"
-                parts.append(f"<h4>In {plots.fy(year)} ({why})</h4>")
+                parts.append(f"<h4>In {fy(year)} ({why})</h4>")
             parts.append(_gainers_losers_year(comparison, k, year))
     if not parts:
         return "<p>Only one scenario: add a second to see who gains and who loses.</p>"
@@ -203,7 +206,7 @@ def _gainers_losers_year(comparison: Comparison, k: int, year: int) -> str:
             parts.append(f"<p>No ICB's allocation {label.split()[0]}s.</p>")
             continue
         rows = "".join(
-            f"<li><b>{html.escape(plots.short_icb_name(str(r['icb_name'])))}</b> "
+            f"<li><b>{html.escape(short_icb_name(str(r['icb_name'])))}</b> "
             f"({html.escape(str(r['region_name']))}): "
             f"<span class='{css}'>{r[f'change % {name}']:+.1f}%</span>, "
             f"{_signed_money(r[f'change {name}'])} a year</li>"
@@ -220,7 +223,7 @@ def _provenance(comparison: Comparison) -> str:
         rows.append(
             {
                 "scenario": name,
-                "years": f"{plots.fy(plots.base_year(ds))} to {plots.fy(plots.end_year(ds))}",
+                "years": f"{fy(base_year(ds))} to {fy(end_year(ds))}",
                 "replications": a.get("replications", ""),
                 "seed": a.get("seed", ""),
                 "scenario sha256": str(a.get("scenario_sha256", ""))[:12],
@@ -286,7 +289,7 @@ def render_report(comparison: Comparison, title: str | None = None) -> str:
     finally:
         for item in figures:  # free the figures' memory as soon as they are encoded
             item.figure.clear()
-    year = plots.fy(int(comparison.icb["year"].iloc[0]))
+    year = fy(int(comparison.icb["year"].iloc[0]))
     notes = "".join(f"<p>{html.escape(n)}</p>" for n in comparison.notes)
     patients = comparison.patients
     patients_html = _table(patients) if not patients.empty else "<p>No patient counts.</p>"
@@ -341,3 +344,19 @@ def write_report(comparison: Comparison, path: str | Path, title: str | None = N
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
     return path
+
+
+def compare_files(
+    paths: Sequence[str | Path],
+    report: str | Path | None = None,
+    csv_dir: str | Path | None = None,
+    suppress_small_counts: bool = True,
+) -> pd.DataFrame:
+    """The CLI's `specsim compare`: open results files, write the report and CSVs if asked,
+    and return the headline table to print."""
+    comparison = compare(*[Path(p) for p in paths], suppress_small_counts=suppress_small_counts)
+    if report is not None:
+        write_report(comparison, report)
+    if csv_dir is not None:
+        comparison.to_csv(csv_dir)
+    return comparison.headline

@@ -23,7 +23,6 @@ Definitions (also written into each variable's attrs):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,13 +30,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-QUANTILES = (0.05, 0.5, 0.95)
+from sim.outputs import POOLING, QUANTILES, RISK_THRESHOLDS, schema
+from sim.version import __version__
+
 PILOT = 64
 BINS = 2048
 GRID_SDS = 4.0
 MIN_HALF_WIDTH = 0.02  # grid half-width is at least 2% of the cell's scale (see QuantileSketch)
-THRESHOLDS = {"p_overspend_1pct": 0.01, "p_overspend_5pct": 0.05}
-POOLING = ("before", "after")
 
 
 class RunningMoments:
@@ -233,7 +232,7 @@ class Summariser:
         allocation = self.deterministic["allocation"]
         for pooling, over in self._risk_inputs(chunk).items():
             over = over.transpose("replicate", "year", "icb")
-            for metric, share in THRESHOLDS.items():
+            for metric, share in RISK_THRESHOLDS.items():
                 limit = (allocation * share).transpose("year", "icb").values
                 hits = (over.values > limit).sum(axis=0, dtype=np.int64)
                 key = (metric, pooling)
@@ -244,95 +243,46 @@ class Summariser:
             self.shortfall[pooling] = total
 
     def result(self) -> xr.Dataset:
-        """The summary Dataset: deterministic variables plus summaries of stochastic ones."""
+        """The summary Dataset: deterministic variables plus summaries of stochastic ones.
+
+        Names, units and long names come from the schema (`sim.outputs.summary_variables`).
+        """
         n = self.next_replicate
         out = self.deterministic.copy()
+        described = schema()
         for name, template in self.templates.items():
-            attrs = template.attrs
-            what = attrs.get("long_name", name)
-            units = attrs.get("units", "")
             moments = self.moments[name]
-            out[f"{name}_mean"] = template.copy(data=moments.mean).assign_attrs(
-                units=units, long_name=f"{what}: mean over replicates"
-            )
-            out[f"{name}_std"] = template.copy(data=moments.std()).assign_attrs(
-                units=units, long_name=f"{what}: standard deviation over replicates (ddof=1)"
-            )
-            values = self.sketches[name].quantiles(QUANTILES)
-            method = "exact" if n <= self.pilot else f"histogram sketch, {self.bins} bins"
+            out[f"{name}_mean"] = template.copy(data=moments.mean)
+            out[f"{name}_std"] = template.copy(data=moments.std())
             out[f"{name}_quantile"] = xr.DataArray(
-                values,
+                self.sketches[name].quantiles(QUANTILES),
                 dims=("quantile", *template.dims),
                 coords={"quantile": list(QUANTILES), **template.coords},
-                attrs={
-                    "units": units,
-                    "long_name": f"{what}: quantiles over replicates",
-                    "method": method,
-                },
             )
+            method = "exact" if n <= self.pilot else f"histogram sketch, {self.bins} bins"
+            for suffix in ("_mean", "_std", "_quantile"):
+                out[name + suffix].attrs = dict(described[name + suffix].attrs)
+            out[f"{name}_quantile"].attrs["method"] = method
         return out.merge(self._risk_result(n), compat="override")
 
     def _risk_result(self, n: int) -> xr.Dataset:
         template = self.deterministic["allocation"].transpose("year", "icb")
         coords = {"pooling": list(POOLING), **template.coords}
         dims = ("pooling", "year", "icb")
+        described = schema()
         out = xr.Dataset()
-        for metric, share in THRESHOLDS.items():
+        for metric in RISK_THRESHOLDS:
             counts = np.stack([self.exceed[(metric, p)] for p in POOLING])
-            out[metric] = xr.DataArray(
-                counts / n,
-                dims=dims,
-                coords=coords,
-                attrs={
-                    "units": "1",
-                    "long_name": (
-                        f"probability that delegated overspend exceeds {share:.0%} "
-                        "of the ICB's delegated allocation"
-                    ),
-                },
-            )
+            out[metric] = xr.DataArray(counts / n, dims=dims, coords=coords)
         shortfall = np.stack([self.shortfall[p] / n for p in POOLING])
-        out["expected_shortfall"] = xr.DataArray(
-            shortfall,
-            dims=dims,
-            coords=coords,
-            attrs={
-                "units": "GBP",
-                "long_name": "mean over replicates of max(delegated overspend, 0)",
-            },
-        )
+        out["expected_shortfall"] = xr.DataArray(shortfall, dims=dims, coords=coords)
+        for name in out.data_vars:
+            out[name].attrs = dict(described[name].attrs)
         out["pooling"].attrs = {
             "long_name": "before: spend - allocation; after: overspend the ICB carries "
             "after the risk pool",
         }
         return out
-
-
-def deterministic_digest(ds: xr.Dataset) -> str:
-    """SHA-256 of the deterministic variables: chunks of one scenario must all agree."""
-    digest = hashlib.sha256()
-    for name in sorted(ds.data_vars):
-        da = ds[name]
-        digest.update(f"{name}{da.dims}{da.shape}{da.dtype}".encode())
-        digest.update(np.ascontiguousarray(da.values).tobytes())
-    return digest.hexdigest()
-
-
-def _scenario_provenance(scenario: Any) -> tuple[str, str]:
-    """(text, sha256) of the scenario as the analyst wrote it, or of its validated form."""
-    text = getattr(scenario, "source_text", "")
-    if text:
-        return text, scenario.sha256
-    text = scenario.model_dump_json(indent=1)  # built in code, not loaded from a file
-    return text, hashlib.sha256(text.encode()).hexdigest()
-
-
-def _data_provenance() -> tuple[str, str]:
-    """(data_version, sources) of the packaged reference data the engine used."""
-    from sim import reference
-
-    attrs = reference.load_reference().attrs
-    return str(attrs["data_version"]), str(attrs.get("sources", ""))
 
 
 def _netcdf_safe(value: Any) -> str | int | float:
@@ -345,29 +295,36 @@ def _netcdf_safe(value: Any) -> str | int | float:
 
 
 def check_schema(ds: xr.Dataset) -> None:
-    """Every result variable must say what it is and in what units."""
-    missing = [
-        name for name, da in ds.data_vars.items() if not {"units", "long_name"} <= set(da.attrs)
-    ]
-    if missing:
-        raise ValueError(f"result variables without units/long_name attrs: {missing}")
+    """Every result variable is in the schema, with its dims, units and long name."""
+    described = schema()
+    for name, da in ds.data_vars.items():
+        var = described.get(str(name))
+        if var is None:
+            raise ValueError(f"result variable {name!r} is not in the schema (sim.outputs)")
+        if da.dims != var.full_dims or {k: da.attrs.get(k) for k in var.attrs} != var.attrs:
+            raise ValueError(
+                f"result variable {name!r} has dims {da.dims} and attrs {da.attrs}; "
+                f"the schema says {var.full_dims} and {var.attrs}"
+            )
 
 
-def finalise(ds: xr.Dataset, scenario: Any, seed: int, replications: int) -> xr.Dataset:
-    """Attach provenance attrs and check the schema, ready to be written to NetCDF."""
-    import sim
+def finalise(
+    ds: xr.Dataset, scenario: Any, seed: int, replications: int, data: tuple[str, str]
+) -> xr.Dataset:
+    """Attach provenance attrs and check the schema, ready to be written to NetCDF.
 
+    `data` is the (data_version, sources) of the reference data the engine used.
+    """
     check_schema(ds)
-    text, sha = _scenario_provenance(scenario)
-    data_version, sources = _data_provenance()
+    data_version, sources = data
     attrs: Mapping[str, Any] = {
         **ds.attrs,
         "scenario_name": scenario.name,
-        "scenario_text": text,
-        "scenario_sha256": sha,
+        "scenario_text": scenario.source_text,
+        "scenario_sha256": scenario.sha256,
         "seed": int(seed),
         "replications": int(replications),
-        "specsim_version": sim.__version__,
+        "specsim_version": __version__,
         "data_version": data_version,
         "sources": sources,
     }

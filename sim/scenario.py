@@ -1,33 +1,61 @@
 """Scenario schema: the one contract between an analyst's TOML file and the model.
 
-Every section is a strict pydantic model (unknown keys are errors) so that a typo in a
-scenario can never be silently ignored. Each module reads only its own section.
+Every section is a strict pydantic model: unknown keys are errors, types are not coerced
+("2024" is not a year, 1 is not true), every number has a finite range this machine can
+run, NaN and infinity are refused, and names that become file names are checked. Each
+model module is handed only the section it reads.
 
 Loading (`load_scenario`) resolves `extends = "other.toml"` overlays and turns every
-validation failure into one `ScenarioError` line naming the file and the dotted field, so an
-analyst sees `population.mortality_multiplier: must be >= 0 ...`, never a pydantic dump.
+validation failure into one `ScenarioError` line naming the file that holds the mistake
+(the parent or the child) and the dotted field, so an analyst sees
+`population.mortality_multiplier: must be >= 0 ...`, never a pydantic dump.
+
+The `[allocation]` need adjustments and the `[settlement]` risk-pool rules and their
+parameters come from the registries in `sim.need` and `sim.settlement`.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
+import re
+import stat
 import tomllib
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, did_you_mean
+from sim.need import NEED_ADJUSTMENTS
+from sim.settlement import RISK_POOLS
 
 FIRST_DATA_YEAR = 2018
 LAST_DATA_YEAR = 2043
+
+MAX_FILE_BYTES = 1_000_000
+"""A scenario is a page of settings; anything larger is not one."""
+MAX_EXTENDS = 16
+"""Longest `extends` chain: deeper chains are a mistake, not a design."""
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""Scenario names become file names (results/<name>.nc): letters, digits, _ and -."""
+MAX_ENVELOPE_GBP = 1e12
+MAX_GROWTH = 0.5
 
 ProjectionVariant = Literal[
     "principal",
@@ -45,17 +73,34 @@ ProjectionVariant = Literal[
 PROJECTION_VARIANTS: tuple[str, ...] = get_args(ProjectionVariant)
 
 
-class Section(BaseModel):
-    """Base for every scenario section: strict keys, validated on assignment."""
+def _printable(text: str) -> str:
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise ValueError("must not contain control characters (tabs, newlines, NUL)")
+    return text
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+"""A name shown in tables and reports (waves, treatments)."""
+Token = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+"""A service id, group, region or ICB name, checked against the reference data."""
+Year = Annotated[int, Field(ge=FIRST_DATA_YEAR, le=LAST_DATA_YEAR)]
+Month = Annotated[int, Field(ge=1, le=12)]
+Growth = Annotated[float, Field(ge=-MAX_GROWTH, le=MAX_GROWTH)]
+
+
+class Section(BaseModel):
+    """Base for every scenario section: strict keys and types, finite numbers."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, validate_assignment=True
+    )
 
 
 class TimeConfig(Section):
     """Financial years simulated; a year is named by its start (2024 = 2024/25)."""
 
-    base_year: int = Field(2024, ge=FIRST_DATA_YEAR, le=LAST_DATA_YEAR)
-    end_year: int = Field(2043, ge=FIRST_DATA_YEAR, le=LAST_DATA_YEAR)
+    base_year: Year = 2024
+    end_year: Year = 2043
 
     @model_validator(mode="after")
     def _ordered(self) -> TimeConfig:
@@ -106,41 +151,53 @@ class EnvelopeConfig(Section):
 
     `base_gbp` is the budget of `time.base_year`; year y grows by `growth_by_year[y]`, else
     `growth`. `development_fund_share` of it stays with NHS England for new treatments
-    (part of the retained budget). See `sim.allocation.national_envelope`.
+    (part of the retained budget). See `sim.envelope.national_envelope`.
     """
 
-    base_gbp: float = Field(26.5e9, gt=0)
-    growth: float = Field(0.06, ge=-0.5, le=1.0)
-    growth_by_year: dict[int, float] = Field(default_factory=dict)
+    base_gbp: float = Field(26.5e9, gt=0, le=MAX_ENVELOPE_GBP)
+    growth: Growth = 0.06
+    growth_by_year: dict[Year, Growth] = Field(default_factory=dict, max_length=100)
     development_fund_share: float = Field(0.01, ge=0.0, le=0.5)
 
-    @model_validator(mode="after")
-    def _growth_years(self) -> EnvelopeConfig:
-        for year, rate in self.growth_by_year.items():
-            if not FIRST_DATA_YEAR <= year <= LAST_DATA_YEAR:
-                raise ValueError(
-                    f"growth_by_year has year {year}; allowed {FIRST_DATA_YEAR}..{LAST_DATA_YEAR}"
-                )
-            if not -0.5 <= rate <= 1.0:
-                raise ValueError(f"growth_by_year[{year}] = {rate}; allowed -0.5..1.0")
-        return self
+    @field_validator("growth_by_year", mode="before")
+    @classmethod
+    def _year_keys(cls, value: Any) -> Any:
+        """TOML table keys are strings: `2030 = 0.05` arrives as {"2030": 0.05}."""
+        if isinstance(value, dict):
+            return {
+                int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in value.items()
+            }
+        return value
 
 
-class AllocationConfig(Section):
+class _AllocationBase(Section):
     """Which formula sets each ICB's target share, and which adjustments it applies.
 
-    needs: age/sex cost curve x health inequalities x unmet need x market forces (each
-    switchable); age_sex: the cost curve only; capitation: heads; historic: the starting
-    shares rolled forward. Documented in docs/service_catalogue.md.
+    needs: age/sex cost curve x the switched-on need adjustments (`sim.need`); age_sex: the
+    cost curve only; capitation: heads; historic: the starting shares rolled forward.
+    Documented in docs/service_catalogue.md.
     """
 
     formula: Literal["needs", "age_sex", "capitation", "historic"] = "needs"
     population_base: Literal["resident", "registered"] = "resident"
-    health_inequalities: bool = True
-    health_inequalities_weight: float = Field(0.10, ge=0.0, le=1.0)
-    unmet_need: bool = True
-    unmet_need_weight: float = Field(0.05, ge=0.0, le=1.0)
-    market_forces: bool = True
+
+
+def _adjustment_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for adjustment in NEED_ADJUSTMENTS.values():
+        fields[adjustment.name] = (bool, adjustment.enabled)
+        if adjustment.weight is not None:
+            fields[f"{adjustment.name}_weight"] = (float, adjustment.weight)
+    return fields
+
+
+AllocationConfig = create_model(
+    "AllocationConfig",
+    __base__=_AllocationBase,
+    __doc__=_AllocationBase.__doc__,
+    __module__=__name__,
+    **_adjustment_fields(),
+)
 
 
 class ConvergenceConfig(Section):
@@ -151,10 +208,10 @@ class ConvergenceConfig(Section):
     `max_below_target` below target. `over_target = "floor"`: ICBs above target get just
     the floor (so the envelope's growth above the floor funds the under-target ICBs);
     "converge": they move toward target by `gap_closure` like the others, and
-    gap_closure = 0 is a historic roll-forward. See `sim.allocation.converge`.
+    gap_closure = 0 is a historic roll-forward. See `sim.convergence.converge`.
     """
 
-    floor_growth: float = Field(0.05, ge=-0.5, le=1.0)
+    floor_growth: Growth = 0.05
     gap_closure: float = Field(0.25, ge=0.0, le=1.0)
     max_below_target: float = Field(0.05, ge=0.0, le=1.0)
     over_target: Literal["floor", "converge"] = "floor"
@@ -166,14 +223,14 @@ class DelegationWave(Section):
     `services`: catalogue service ids or groups (wave_59, wave_70, retained, delegable, all).
     `regions`: NHS region names or codes, or "all"; `icbs` adds single ICBs (E54/ODS code
     or name) to a list of regions (give `regions = []` for ICBs only). Names are checked
-    against the catalogue and the ICB list by `sim.delegation.delegation_status`.
+    against the catalogue and the ICB list by `sim.checks`.
     """
 
-    name: str
+    name: Label
     year: int = Field(ge=2013, le=LAST_DATA_YEAR)
-    regions: list[str] | Literal["all"] = "all"
-    icbs: list[str] = Field(default_factory=list)
-    services: list[str] | str = "delegable"
+    regions: Annotated[list[Token], Field(max_length=50)] | Literal["all"] = "all"
+    icbs: list[Token] = Field(default_factory=list, max_length=100)
+    services: Annotated[list[Token], Field(max_length=500)] | Token = "delegable"
 
     @model_validator(mode="after")
     def _icbs_need_region_list(self) -> DelegationWave:
@@ -206,16 +263,18 @@ class DelegationConfig(Section):
     """
 
     retain_all: bool = False
-    waves: list[DelegationWave] = Field(default_factory=_published_waves)
-    also_delegate: list[str] = Field(default_factory=list)
-    also_retain: list[str] = Field(default_factory=list)
+    waves: list[DelegationWave] = Field(default_factory=_published_waves, max_length=50)
+    also_delegate: list[Token] = Field(default_factory=list, max_length=500)
+    also_retain: list[Token] = Field(default_factory=list, max_length=500)
 
 
 class DemandConfig(Section):
     """Demand growth and randomness of patients and costs."""
 
     stochastic: bool = True
-    growth_multiplier: float = Field(1.0, ge=0.0, le=10.0)
+    # Multiplier on every service's non-demographic growth; the catalogue's fastest service
+    # then grows 3 x its rate a year (checks.py also bounds the cases a replicate draws).
+    growth_multiplier: float = Field(1.0, ge=0.0, le=3.0)
     demographic_growth: bool = True
     high_cost_cases: bool = True
     # Assumption (docs/demand_model.md): utilisation rises with deprivation as
@@ -230,59 +289,94 @@ class DemandConfig(Section):
 class NiceApproval(Section):
     """A NICE-mandated treatment: funded from its date whatever the budget."""
 
-    name: str
-    service: str
-    year: int = Field(ge=FIRST_DATA_YEAR, le=LAST_DATA_YEAR)
-    month: int = Field(4, ge=1, le=12)
-    annual_cost_gbp: float = Field(gt=0)
+    name: Label
+    service: Token
+    year: Year
+    month: Month = 4
+    annual_cost_gbp: float = Field(gt=0, le=1e10)
 
 
 class CpagConfig(Section):
     """Relative prioritisation rounds funding new treatments from the development fund."""
 
     enabled: bool = True
-    round_months: list[int] = Field(default_factory=lambda: [5, 11])
+    round_months: list[Month] = Field(default_factory=lambda: [5, 11], max_length=12)
     candidates_per_round: int = Field(6, ge=0, le=100)
 
+    @field_validator("round_months")
+    @classmethod
+    def _distinct(cls, months: list[int]) -> list[int]:
+        if len(set(months)) != len(months):
+            raise ValueError(f"months must differ (got {months})")
+        return months
 
-class SettlementConfig(Section):
-    """Year-end settlement: who carries an ICB's over- or underspend."""
 
-    risk_pool: Literal["none", "regional", "national_high_cost", "nhse_absorbs"] = "none"
-    high_cost_threshold_gbp: float = Field(500_000.0, gt=0)
-    nhse_absorbs_above: float = Field(0.05, ge=0.0, le=1.0)
-    regional_pool_share: float = Field(0.5, ge=0.0, le=1.0)
+class _SettlementBase(Section):
+    """Year-end settlement: who carries an ICB's over- or underspend (`sim.settlement`)."""
+
+    risk_pool: Literal[tuple(RISK_POOLS)] = "none"  # type: ignore[valid-type]
+    # Per-patient threshold of the very-high-cost cases a national pool would pay above.
+    high_cost_threshold_gbp: float = Field(500_000.0, gt=0, le=1e9)
+
+
+def _pool_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for pool in RISK_POOLS.values():
+        for name, spec in pool.parameters.items():
+            fields[name] = (float, spec)
+    return fields
+
+
+SettlementConfig = create_model(
+    "SettlementConfig",
+    __base__=_SettlementBase,
+    __doc__=_SettlementBase.__doc__,
+    __module__=__name__,
+    **_pool_fields(),
+)
 
 
 class MergerConfig(Section):
     """ICB footprint changes: April 2026 mergers (42 -> 36) when enabled."""
 
     enabled: bool = False
-    year: int = Field(2026, ge=FIRST_DATA_YEAR, le=LAST_DATA_YEAR)
+    year: Year = 2026
+
+
+MAX_SEED = 2**63 - 1
 
 
 class RunConfig(Section):
     """Defaults for the command line; `--replications` and `--seed` override them."""
 
     replications: int = Field(100, ge=1, le=1_000_000)
-    seed: int = Field(20240401, ge=0)
+    seed: int = Field(20240401, ge=0, le=MAX_SEED)
+
+
+def _scenario_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"{_show(name)} is not allowed: 1 to 64 letters, digits, '_' or '-', "
+            "starting with a letter or digit (it becomes a file name)"
+        )
+    return name
 
 
 class Scenario(Section):
     """A whole scenario, as validated from TOML (after `extends` overlays are merged)."""
 
-    name: str
-    description: str = ""
+    name: Annotated[str, AfterValidator(_scenario_name)]
+    description: Annotated[str, Field(max_length=1000), AfterValidator(_printable)] = ""
     time: TimeConfig = Field(default_factory=TimeConfig)
     population: PopulationConfig = Field(default_factory=PopulationConfig)
     envelope: EnvelopeConfig = Field(default_factory=EnvelopeConfig)
-    allocation: AllocationConfig = Field(default_factory=AllocationConfig)
+    allocation: AllocationConfig = Field(default_factory=AllocationConfig)  # type: ignore[valid-type]
     convergence: ConvergenceConfig = Field(default_factory=ConvergenceConfig)
     delegation: DelegationConfig = Field(default_factory=DelegationConfig)
     demand: DemandConfig = Field(default_factory=DemandConfig)
-    nice_approvals: list[NiceApproval] = Field(default_factory=list)
+    nice_approvals: list[NiceApproval] = Field(default_factory=list, max_length=500)
     cpag: CpagConfig = Field(default_factory=CpagConfig)
-    settlement: SettlementConfig = Field(default_factory=SettlementConfig)
+    settlement: SettlementConfig = Field(default_factory=SettlementConfig)  # type: ignore[valid-type]
     mergers: MergerConfig = Field(default_factory=MergerConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     _source_path: Path | None = PrivateAttr(default=None)
@@ -314,21 +408,19 @@ class Scenario(Section):
         `extends` resolves against `path`'s folder (or the working folder); provenance text
         is the canonical JSON of `data` after the parents' text.
         """
-        data = dict(data)
         origin = Path(path) if path is not None else Path("<dict>")
         text = "# scenario built from a dict\n" + json.dumps(
             data, sort_keys=True, indent=1, default=str
         )
-        merged, layers = _overlay(origin, data, [(origin.name, text)], ())
-        return _validate(merged, layers, origin if path is not None else None)
+        layers = _chain(origin, dict(data), text)
+        return _validate(layers, origin if path is not None else None)
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read, overlay (`extends`) and validate a scenario TOML file."""
     path = Path(path)
     data, text = _read_toml(path)
-    merged, layers = _overlay(path, data, [(path.name, text)], ())
-    return _validate(merged, layers, path)
+    return _validate(_chain(path, data, text), path)
 
 
 @dataclass(frozen=True)
@@ -365,17 +457,35 @@ def list_scenarios(folder: str | Path = "scenarios") -> list[ScenarioInfo]:
 _NOT_INHERITED = ("name", "description")
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """One file of an `extends` chain: where it is, its table and its text."""
+
+    path: Path
+    label: str
+    data: dict[str, Any]
+    text: str
+
+
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ScenarioError(path, None, "is a folder, not a scenario file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError(path, None, "is not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ScenarioError(path, None, f"is larger than {MAX_FILE_BYTES:,} bytes")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError(path, None, "file not found") from None
-    except IsADirectoryError:
-        raise ScenarioError(path, None, "is a folder, not a scenario file") from None
     except PermissionError:
         raise ScenarioError(path, None, "cannot be read (permission denied)") from None
     except UnicodeDecodeError as err:
         raise ScenarioError(path, None, f"is not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise ScenarioError(path, None, f"cannot be read ({err.strerror or err})") from None
+    return text.removeprefix("\ufeff")  # a byte-order mark, as some editors write
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
@@ -385,57 +495,83 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(path, None, f"not valid TOML: {err}") from None
+    except RecursionError:
+        raise ScenarioError(path, None, "not usable TOML: values nested too deeply") from None
 
 
-def _overlay(
-    path: Path,
-    data: dict[str, Any],
-    layers: list[tuple[str, str]],
-    seen: tuple[Path, ...],
-) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Merge `data` over the chain of files it extends; return it and the texts, base first."""
-    data = dict(data)
-    extends = data.pop("extends", None)
-    if extends is None:
-        return data, layers
-    if not isinstance(extends, str) or not extends.strip():
-        raise ScenarioError(path, "extends", f"must be a file name (got {_show(extends)})")
-    parent = path.parent / extends
-    here = path.resolve() if path.exists() else path
-    chain = (*seen, here)
-    if parent.resolve() in chain:
-        loop = " -> ".join(p.name for p in (*chain, parent.resolve()))
-        raise ScenarioError(path, "extends", f"cycle of extends: {loop}")
-    if not parent.is_file():
-        raise ScenarioError(path, "extends", f"file not found: {parent}")
-    parent_data, parent_text = _read_toml(parent)
-    parent_data = {k: v for k, v in parent_data.items() if k not in _NOT_INHERITED}
-    base, base_layers = _overlay(parent, parent_data, [(extends, parent_text)], chain)
-    return _deep_merge(base, data), base_layers + layers
+def _chain(path: Path, data: dict[str, Any], text: str) -> list[_Layer]:
+    """The files of the `extends` chain from `path`, base first (cycles and depth checked)."""
+    layers = [_Layer(path, path.name, data, text)]
+    seen = [path.resolve() if path.exists() else path]
+    while True:
+        child = layers[0]
+        extends = child.data.get("extends")
+        if extends is None:
+            return layers
+        if not isinstance(extends, str) or not extends.strip():
+            raise ScenarioError(
+                child.path, "extends", f"must be a file name (got {_show(extends)})"
+            )
+        parent = child.path.parent / extends
+        if parent.resolve() in seen:
+            loop = " -> ".join(p.name for p in (*seen, parent.resolve()))
+            raise ScenarioError(child.path, "extends", f"cycle of extends: {loop}")
+        if len(layers) >= MAX_EXTENDS:
+            top = layers[-1].path
+            raise ScenarioError(top, "extends", f"chain of more than {MAX_EXTENDS} files")
+        if not parent.is_file():
+            raise ScenarioError(child.path, "extends", f"file not found: {parent}")
+        parent_data, parent_text = _read_toml(parent)
+        parent_data = {k: v for k, v in parent_data.items() if k not in _NOT_INHERITED}
+        layers.insert(0, _Layer(parent, extends, parent_data, parent_text))
+        seen.append(parent.resolve())
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+Origins = dict[tuple[str, ...], tuple[int, Path]]
+"""Which file (layer number, path) set each key, as a tuple of keys: errors name that file."""
+
+
+def _deep_merge(
+    base: dict[str, Any],
+    over: dict[str, Any],
+    origin: tuple[int, Path],
+    origins: Origins,
+    at: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """Tables merge key by key (the child wins); arrays and values are replaced whole."""
     merged = dict(base)
     for key, value in over.items():
+        here = (*at, str(key))
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = _deep_merge(merged[key], value, origin, origins, here)
         else:
             merged[key] = value
+            for stale in [k for k in origins if k[: len(here)] == here]:
+                del origins[stale]
+            origins[here] = origin
+            if isinstance(value, dict):
+                _deep_merge({}, value, origin, origins, here)
     return merged
 
 
-def _validate(data: dict[str, Any], layers: list[tuple[str, str]], path: Path | None) -> Scenario:
+def _validate(layers: list[_Layer], path: Path | None) -> Scenario:
+    data: dict[str, Any] = {}
+    origins: Origins = {}
+    for number, layer in enumerate(layers):
+        body = {k: v for k, v in layer.data.items() if k != "extends"}
+        data = _deep_merge(data, body, (number, layer.path), origins)
     if path is not None:
         data.setdefault("name", path.stem)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
-        raise _translate(err, path) from None
+        raise _translate(err, path, origins) from None
+    except RecursionError:
+        raise ScenarioError(path, None, "values nested too deeply") from None
     if len(layers) == 1:
-        text = layers[0][1]
+        text = layers[0].text
     else:
-        text = "".join(f"# ===== {label} =====\n{body.rstrip()}\n" for label, body in layers)
+        text = "".join(f"# ===== {x.label} =====\n{x.text.rstrip()}\n" for x in layers)
     scenario._source_path = path
     scenario._source_text = text
     return scenario
@@ -447,10 +583,11 @@ _UNIONS = (typing.Union, types.UnionType)
 _WHAT = {"variant": "projection variant"}
 
 
-def _translate(err: ValidationError, path: Path | None) -> ScenarioError:
-    """The first problem as `ScenarioError(path, dotted.field, message)`, counting the rest.
+def _translate(err: ValidationError, path: Path | None, origins: Origins) -> ScenarioError:
+    """The first problem as `ScenarioError(file, dotted.field, message)`, counting the rest.
 
-    Union-typed fields report one error per member; those are grouped back into one.
+    The file is the one that set the offending key (a parent or the child). Union-typed
+    fields report one error per member; those are grouped back into one.
     """
     groups: dict[str, list[dict[str, Any]]] = {}
     # A misspelt key also makes the real one "missing": report the misspelling first.
@@ -465,7 +602,22 @@ def _translate(err: ValidationError, path: Path | None) -> ScenarioError:
     if len(groups) > 1:
         more = len(groups) - 1
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return ScenarioError(path, field or None, message)
+    return ScenarioError(_file_of(errors[0]["loc"], path, origins), field or None, message)
+
+
+def _file_of(loc: tuple[int | str, ...], path: Path | None, origins: Origins) -> Path | None:
+    """The file holding the mistake at `loc`: the last file that set a key at or under it,
+    else the one that set its nearest enclosing key (an array is set whole), else the
+    scenario's own file. Scenarios built from a dict have no file."""
+    if path is None:
+        return None
+    keys = tuple(str(k) for k in loc)
+    for end in range(len(keys), 0, -1):
+        prefix = keys[:end]
+        found = [origin for key, origin in origins.items() if key[:end] == prefix]
+        if found:
+            return max(found, key=lambda origin: origin[0])[1]
+    return path
 
 
 def _locate(loc: tuple[int | str, ...]) -> tuple[str, Any, FieldInfo | None]:
@@ -477,7 +629,7 @@ def _locate(loc: tuple[int | str, ...]) -> tuple[str, Any, FieldInfo | None]:
     dotted, field = "", None
     tp: Any = Scenario
     for item in loc:
-        if isinstance(item, int):
+        if isinstance(item, int) and _element(tp, dict) is None:
             dotted += f"[{item}]"
             tp = _element(tp, list)
             continue
@@ -494,6 +646,8 @@ def _locate(loc: tuple[int | str, ...]) -> tuple[str, Any, FieldInfo | None]:
 
 
 def _members(tp: Any) -> tuple[Any, ...]:
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
     return typing.get_args(tp) if typing.get_origin(tp) in _UNIONS else (tp,)
 
 
@@ -521,13 +675,17 @@ def _message(errors: list[dict[str, Any]]) -> str:
         return "required key is missing"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         return _out_of_range(error)
+    if kind == "finite_number":
+        return f"must be a finite number (got {_show(got)})"
     if kind == "literal_error" and len(errors) == 1:
         return _unknown_choice(error)
     if kind == "value_error":
         return str(error["ctx"]["error"])
+    if kind in ("too_long", "too_short"):
+        return _length(error)
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"must be a table of keys (got {_show(got)})"
-    wanted = [_should(e["msg"]) for e in errors]
+    wanted = list(dict.fromkeys(_should(e["msg"]) for e in errors))
     return f"must be {' or '.join(wanted)} (got {_show(got)})"
 
 
@@ -535,11 +693,21 @@ def _should(msg: str) -> str:
     return msg.removeprefix("Input should be ").removeprefix("Value should be ")
 
 
+def _length(error: dict[str, Any]) -> str:
+    ctx = error.get("ctx", {})
+    kind = "at most" if error["type"] == "too_long" else "at least"
+    limit = ctx.get("max_length", ctx.get("min_length"))
+    unit = "characters" if isinstance(error.get("input"), str) else "items"
+    return f"must have {kind} {limit} {unit} (got {ctx.get('actual_length', '?')})"
+
+
 def _unknown_key(error: dict[str, Any]) -> str:
     key = str(error["loc"][-1])
     holder = _model_in(_locate(error["loc"][:-1])[1])
     allowed = list(holder.model_fields) if holder is not None else []
-    return f"unknown key {key!r}{_hint(key, allowed)}; allowed keys: {', '.join(allowed)}"
+    return (
+        f"unknown key {_show(key)}{did_you_mean(key, allowed)}; allowed keys: {', '.join(allowed)}"
+    )
 
 
 def _unknown_choice(error: dict[str, Any]) -> str:
@@ -549,7 +717,8 @@ def _unknown_choice(error: dict[str, Any]) -> str:
     what = _WHAT.get(str(error["loc"][-1]), "value")
     if not allowed:
         return f"unknown {what} {_show(got)}; allowed: {error['ctx']['expected']}"
-    return f"unknown {what} {_show(got)}{_hint(str(got), allowed)}; allowed: {', '.join(allowed)}"
+    hint = did_you_mean(str(got), allowed)
+    return f"unknown {what} {_show(got)}{hint}; allowed: {', '.join(allowed)}"
 
 
 def _literal_values(tp: Any) -> list[Any]:
@@ -562,35 +731,42 @@ def _literal_values(tp: Any) -> list[Any]:
 
 def _out_of_range(error: dict[str, Any]) -> str:
     """State the whole allowed range from the field's constraints, not only the bound hit."""
-    _, _, field = _locate(error["loc"])
-    bounds = {}
-    for constraint in field.metadata if field is not None else ():
-        for op, attr in ((">=", "ge"), (">", "gt"), ("<=", "le"), ("<", "lt")):
-            if isinstance(constraint, getattr(annotated_types, attr.capitalize())):
-                bounds[op] = getattr(constraint, attr)
-    if not bounds:
-        ctx = error.get("ctx", {})
-        ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-        bounds = {ops[k]: v for k, v in ctx.items() if k in ops}
+    ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    hit = {ops[k]: v for k, v in error.get("ctx", {}).items() if k in ops}
+    declared = _declared_bounds(error["loc"])
+    bounds = declared if hit.items() <= declared.items() else hit
     rule = " and ".join(f"{op} {_number(v)}" for op, v in bounds.items())
-    got = _show(error.get("input"))
-    message = f"must be {rule} (got {got})"
-    if str(error["loc"][-1]).endswith("year"):
+    message = f"must be {rule} (got {_show(error.get('input'))})"
+    last = str(error["loc"][-1])
+    if last.endswith("year") or last == "[key]":
         message += f"; the reference data covers {FIRST_DATA_YEAR}..{LAST_DATA_YEAR}"
     return message
 
 
-def _hint(word: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def _declared_bounds(loc: tuple[int | str, ...]) -> dict[str, Any]:
+    """The range a field (or a list item's type) declares, as {">=": 0, "<=": 5}."""
+    _, tp, field = _locate(loc)
+    if typing.get_origin(tp) is Annotated:
+        metadata = [m for extra in typing.get_args(tp)[1:] for m in getattr(extra, "metadata", [])]
+    else:
+        metadata = list(field.metadata) if field is not None else []
+    bounds = {}
+    for constraint in metadata:
+        for op, attr in ((">=", "ge"), (">", "gt"), ("<=", "le"), ("<", "lt")):
+            if isinstance(constraint, getattr(annotated_types, attr.capitalize())):
+                bounds[op] = getattr(constraint, attr)
+    return bounds
 
 
 def _number(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return str(value)
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "<a value nested too deeply to show>"
     return text if len(text) <= 60 else text[:57] + "..."

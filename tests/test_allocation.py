@@ -14,13 +14,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim import allocation as A
+from sim.convergence import FloorNotFundable, converge
+from sim.envelope import budget_shares, delegated_fraction, national_envelope
 from sim.errors import ScenarioError
-from sim.reference import load_profiles, load_services
+from sim.need import NeedInputs, cost_curve, historic_share, target_formula
+from sim.reference import load_data, load_profiles, load_services
 from sim.scenario import ConvergenceConfig, Scenario
 
 REGIONS = ["London", "North West", "Midlands", "South West", "East of England", "South East"]
 AGES = np.arange(91)
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+LIST_INFLATION = 1.05
 
 
 @pytest.fixture(scope="module")
@@ -29,26 +33,42 @@ def catalogue() -> tuple[pd.DataFrame, xr.DataArray]:
 
 
 def synthetic(
-    pop: np.ndarray,
-    regions: list[str],
-    imd: np.ndarray,
-    health: np.ndarray,
-    icbs: list[str] | None = None,
-) -> tuple[xr.DataArray, xr.Dataset]:
-    """Population (icb, sex, age) from `pop` and a reference Dataset for the same ICBs."""
-    icbs = icbs or [f"E54{i:06d}" for i in range(pop.shape[0])]
-    coords = {"icb": icbs, "sex": ["f", "m"], "age": AGES}
-    population = xr.DataArray(pop, dims=("icb", "sex", "age"), coords=coords)
-    projection = population.expand_dims(variant=["principal"], year=[A.REGISTERED_LIST_YEAR])
-    reference = xr.Dataset(
-        {
-            "imd_score": ("icb", imd),
-            "imd_health_score": ("icb", health),
-            "gp_registered": population * 1.05,
-            "population_projection": projection,
-        }
+    pop: np.ndarray, regions: list[str], imd: np.ndarray, health: np.ndarray
+) -> tuple[np.ndarray, NeedInputs]:
+    """Population (icb, sex, age) and its need signals; GP lists are 5% above residents."""
+    weight = (pop * LIST_INFLATION).sum(axis=(1, 2))
+    return pop, NeedInputs(
+        np.asarray(imd, float), np.asarray(health, float), weight, np.array(regions)
     )
-    return population.assign_coords(region_name=("icb", regions)), reference
+
+
+def formula(
+    need: NeedInputs, services: pd.DataFrame, profiles: xr.DataArray, base: str = "resident"
+) -> A.FormulaInputs:
+    names = list(profiles["profile"].values)
+    index = [names.index(p) for p in services["age_profile"]]
+    by_service = profiles.transpose("profile", "sex", "age").values[index]
+    inflation = None
+    if base == "registered":
+        inflation = np.full((need.weight.size, 2, 91), LIST_INFLATION)
+    return A.FormulaInputs(need, inflation, by_service, budget_shares(services))
+
+
+def round_(sc, year, population, delegated, previous, inputs, services) -> A.Round:
+    """One round of scenario `sc` (its envelope, formula and convergence sections)."""
+    envelope = national_envelope(sc.envelope, sc.time.base_year, [year - 1, year])
+    return A.allocation_round(
+        year,
+        population,
+        delegated,
+        previous,
+        (envelope[0], envelope[1]),
+        sc.envelope.development_fund_share,
+        sc.allocation,
+        sc.convergence,
+        inputs,
+        services,
+    )
 
 
 def two_services(delegated_share: float = 0.75) -> pd.DataFrame:
@@ -68,30 +88,29 @@ def test_budget_shares_follow_each_services_own_growth():
     """A service growing 10% a year against 0% doubles its relative slice in ~7.3 years;
     shares always sum to one, and the catalogue year gives the catalogue's split."""
     services = two_services(0.5).assign(non_demographic_growth=[0.10, 0.0])
-    assert list(A.budget_shares(services, 2023).values) == [0.5, 0.5]
-    later = A.budget_shares(services, 2030)
+    assert list(budget_shares(services, 2023)) == [0.5, 0.5]
+    later = budget_shares(services, 2030)
     assert float(later.sum()) == pytest.approx(1.0, abs=1e-15)
-    assert float(later.sel(service="a") / later.sel(service="b")) == pytest.approx(1.1**7)
+    assert later[0] / later[1] == pytest.approx(1.1**7)
 
 
-def status_of(icbs, services: pd.DataFrame, held: list[str]) -> xr.DataArray:
+def status_of(n_icb: int, services: pd.DataFrame, held: list[str]) -> np.ndarray:
     ids = services["service_id"].to_numpy()
-    values = np.broadcast_to(np.isin(ids, held), (len(icbs), len(ids)))
-    return xr.DataArray(values, dims=("icb", "service"), coords={"icb": icbs, "service": ids})
+    return np.broadcast_to(np.isin(ids, held), (n_icb, len(ids))).copy()
 
 
 def scenario(**sections) -> Scenario:
     return Scenario(name="test", **sections)
 
 
-def check_totals(ds: xr.Dataset) -> None:
+def check_totals(result: A.Round) -> None:
     """Whole pounds that add up exactly: the contract of every allocation round."""
     for name in A.MONEY:
-        assert ds[name].dtype == np.int64, name
-        assert ds[name].attrs["units"] == "GBP"
-    assert int(ds["allocation"].sum()) + int(ds["retained_budget"]) == int(ds["envelope"])
-    assert (ds["allocation"] >= 0).all() and int(ds["retained_budget"]) >= 0
-    assert float(ds["target_share"].sum()) == pytest.approx(1.0, abs=1e-12)
+        assert np.asarray(getattr(result, name)).dtype == np.int64, name
+        assert A.ROUND_ATTRS[name][0] == "GBP"
+    assert int(result.allocation.sum()) + int(result.retained_budget) == int(result.envelope)
+    assert (result.allocation >= 0).all() and int(result.retained_budget) >= 0
+    assert float(result.target_share.sum()) == pytest.approx(1.0, abs=1e-12)
 
 
 # --- hand-worked cases --------------------------------------------------------------------
@@ -113,29 +132,24 @@ def test_three_icb_round_worked_on_paper(catalogue):
     _, profiles = catalogue
     services = two_services(0.75)
     pop = np.ones((3, 2, 91)) * np.array([1000, 2000, 1000])[:, None, None] / 182
-    population, reference = synthetic(pop, REGIONS[:3], np.ones(3), np.zeros(3))
+    population, need = synthetic(pop, REGIONS[:3], np.ones(3), np.zeros(3))
     sc = scenario(
         time={"base_year": 2025, "end_year": 2026},
         envelope={"base_gbp": 120e9, "development_fund_share": 0.0},
         allocation={"formula": "capitation"},
         convergence={"floor_growth": 0.02},
     )
-    previous = xr.Dataset(
-        {"notional_allocation": ("icb", np.array([30e9, 40e9, 30e9]))},
-        coords={"icb": population["icb"].values},
+    previous = np.array([[30e9, 40e9, 30e9]])
+    status = status_of(3, services, ["a"])
+    result = round_(
+        sc, 2025, population, status, previous, formula(need, services, profiles), services
     )
-    status = status_of(population["icb"].values, services, ["a"])
-    ds = A.allocation_round(2025, population, status, previous, sc, reference, services, profiles)
-    check_totals(ds)
-    assert ds["allocation"].values.tolist() == [22_950_000_000, 44_100_000_000, 22_950_000_000]
-    assert ds["target_allocation"].values.tolist() == [
-        22_500_000_000,
-        45_000_000_000,
-        22_500_000_000,
-    ]
-    assert int(ds["retained_budget"]) == 30_000_000_000
-    np.testing.assert_allclose(ds["distance_from_target"], [0.02, -0.02, 0.02], atol=1e-12)
-    np.testing.assert_allclose(ds["need_index"], [1.0, 1.0, 1.0])
+    check_totals(result)
+    assert result.allocation.tolist() == [22_950_000_000, 44_100_000_000, 22_950_000_000]
+    assert result.target_allocation.tolist() == [22_500_000_000, 45_000_000_000, 22_500_000_000]
+    assert int(result.retained_budget) == 30_000_000_000
+    np.testing.assert_allclose(result.distance_from_target, [0.02, -0.02, 0.02], atol=1e-12)
+    np.testing.assert_allclose(result.need_index, [1.0, 1.0, 1.0])
 
 
 def test_shortfall_breaks_the_cap_not_the_floor():
@@ -145,40 +159,46 @@ def test_shortfall_breaks_the_cap_not_the_floor():
     cap cannot be funded: B gets what is left above the floors, 110 - 61.2 = 48.8
     (11.3% below target). The floor (40.8) holds.
     """
-    out = A.converge(
+    out = converge(
         np.array([30.0, 40.0, 30.0]),
         np.array([27.5, 55.0, 27.5]),
         ConvergenceConfig(floor_growth=0.02),
-    ).allocation
+    )
     np.testing.assert_allclose(out, [30.6, 48.8, 30.6])
 
 
 def test_floor_that_cannot_be_funded_is_a_scenario_error(catalogue):
     _, profiles = catalogue
     services = two_services()
-    pop = np.full((3, 2, 91), 10.0)
-    population, reference = synthetic(pop, REGIONS[:3], np.ones(3), np.zeros(3))
+    population, need = synthetic(np.full((3, 2, 91), 10.0), REGIONS[:3], np.ones(3), np.zeros(3))
     sc = scenario(envelope={"growth": 0.01}, convergence={"floor_growth": 0.03})
-    status = status_of(population["icb"].values, services, ["a"])
+    with pytest.raises(FloorNotFundable):
+        round_(sc, 2025, population, status_of(3, services, ["a"]), None,
+               formula(need, services, profiles), services)  # fmt: skip
+    from sim.plan import allocation_path
+
     with pytest.raises(ScenarioError) as caught:
-        A.allocation_round(2025, population, status, None, sc, reference, services, profiles)
+        allocation_path(scenario(time={"end_year": 2026}, **_floor_too_high()), load_data())
     message = str(caught.value)
-    assert "convergence.floor_growth" in message and "2025/26" in message
+    assert "convergence.floor_growth" in message and "2024/25" in message
     assert "\n" not in message
 
 
-def test_inputs_checked_before_a_run(catalogue):
-    from sim.reference import load_icbs
+def _floor_too_high() -> dict:
+    return {"envelope": {"growth": 0.01}, "convergence": {"floor_growth": 0.03}}
 
-    services, _ = catalogue
-    icbs = load_icbs(2023)
-    A.check_allocation_inputs(scenario(), services, icbs)
+
+def test_inputs_checked_before_a_run():
+    from sim.checks import check_scenario
+
+    data = load_data()
+    check_scenario(scenario(time={"end_year": 2026}), data)
     short = scenario(envelope={"growth_by_year": {2030: 0.01}})
     with pytest.raises(ScenarioError, match=r"convergence.floor_growth: 2030/31"):
-        A.check_allocation_inputs(short, services, icbs)
+        check_scenario(short, data)
     unknown = scenario(delegation={"also_retain": ["renal_dialisys"]})
     with pytest.raises(ScenarioError, match="did you mean 'renal_dialysis'"):
-        A.check_allocation_inputs(unknown, services, icbs)
+        check_scenario(unknown, data)
 
 
 def test_envelope_growth_path():
@@ -186,9 +206,8 @@ def test_envelope_growth_path():
         time={"base_year": 2024},
         envelope={"base_gbp": 100.0, "growth": 0.1, "growth_by_year": {2026: 0.0}},
     )
-    env = A.national_envelope(sc, [2023, 2024, 2025, 2026, 2027])
-    np.testing.assert_allclose(env.values, [100 / 1.1, 100, 110, 110, 121])
-    assert env.attrs["units"] == "GBP"
+    env = national_envelope(sc.envelope, 2024, [2023, 2024, 2025, 2026, 2027])
+    np.testing.assert_allclose(env, [100 / 1.1, 100, 110, 110, 121])
 
 
 def test_largest_remainder_is_exact_and_close():
@@ -203,30 +222,28 @@ def test_largest_remainder_is_exact_and_close():
 
 def test_specialised_curve_flatter_than_general_and_acute(catalogue):
     services, profiles = catalogue
-    flat_pop = xr.ones_like(profiles.isel(profile=0, drop=True))
-    curve = A.cost_curve(services, profiles, flat_pop).mean("sex")
-    ga = profiles.sel(profile="general_acute_reference").mean("sex")
-    old, young = slice(75, 85), slice(25, 45)
-    special_ratio = float(curve.sel(age=old).mean() / curve.sel(age=young).mean())
-    ga_ratio = float(ga.sel(age=old).mean() / ga.sel(age=young).mean())
+    inputs = formula(
+        synthetic(np.ones((1, 2, 91)), ["London"], [1.0], [0.0])[1], services, profiles
+    )
+    curve = cost_curve(inputs.profiles, inputs.catalogue_shares, np.ones((2, 91))).mean(axis=0)
+    ga = profiles.sel(profile="general_acute_reference").mean("sex").values
+    old, young = slice(75, 86), slice(25, 46)
+    special_ratio = curve[old].mean() / curve[young].mean()
+    ga_ratio = ga[old].mean() / ga[young].mean()
     assert 1.0 < special_ratio < ga_ratio
 
 
 def test_health_inequalities_weight_moves_money_to_deprived_icb(catalogue):
     services, profiles = catalogue
     pop = np.full((2, 2, 91), 100.0)
-    population, reference = synthetic(
-        pop, ["Midlands", "Midlands"], np.array([10.0, 40.0]), np.zeros(2)
-    )
-    need = A.need_inputs(population, reference)
+    population, need = synthetic(pop, ["Midlands", "Midlands"], np.array([10.0, 40.0]), np.zeros(2))
+    inputs = formula(need, services, profiles)
     shares = []
     for weight in (0.0, 0.1, 0.3):
         config = scenario(allocation={"health_inequalities_weight": weight}).allocation
-        curve = A.cost_curve(services, profiles, population.sum("icb"))
-        hist = A.historic_share(population, need, curve)
-        shares.append(
-            float(A.target_formula(config, population, need, curve, hist)["target_share"][1])
-        )
+        curve = cost_curve(inputs.profiles, inputs.catalogue_shares, population.sum(axis=0))
+        hist = historic_share(population, need, curve)
+        shares.append(float(target_formula(config, population, need, curve, hist).target_share[1]))
     assert shares[0] == pytest.approx(0.5) and shares[0] < shares[1] < shares[2]
 
 
@@ -274,28 +291,28 @@ convergence_configs = st.fixed_dictionaries(
     held=st.lists(st.booleans(), min_size=2, max_size=2),
 )
 def test_totals_conserve_to_the_pound(world, allocation, convergence, base, growth, dev, held):
-    population, reference = world
+    population, need = world
     services, profiles = two_services(0.6), load_profiles()
     sc = scenario(
         envelope={"base_gbp": base, "growth": growth, "development_fund_share": dev},
         allocation=allocation,
         convergence=convergence,
     )
-    status = status_of(
-        population["icb"].values, services, [s for s, h in zip("ab", held, strict=True) if h]
-    )
-    previous = None
+    inputs = formula(need, services, profiles, allocation["population_base"])
+    held_ids = [s for s, h in zip("ab", held, strict=True) if h]
+    status = status_of(population.shape[0], services, held_ids)
+    state = None
     for year in (2024, 2025):
         try:
-            previous = A.allocation_round(
-                year, population, status, previous, sc, reference, services, profiles
-            )
-        except ScenarioError as error:
-            assert "convergence.floor_growth" in str(error)
+            result = round_(sc, year, population, status, state, inputs, services)
+        except FloorNotFundable:
             assert growth < convergence["floor_growth"] + 1e-9
             return
-        check_totals(previous)
-        assert int(previous["envelope"]) == round(float(A.national_envelope(sc, [year])[0]))
+        check_totals(result)
+        envelope = national_envelope(sc.envelope, 2024, [year])[0]
+        assert int(result.envelope) == round(envelope)
+        fp = load_data().footprints[2023]  # any footprint: state carries over unchanged
+        state = A.carry_state(result, allocation["formula"], fp, fp)
 
 
 @FAST
@@ -314,65 +331,66 @@ def test_convergence_never_overshoots_or_breaks_the_floor(
     floor = base * (1 + config.floor_growth)
     weights = np.random.default_rng(noise).uniform(0.2, 5.0, base.size)
     target = weights / weights.sum() * floor.sum() * (1 + slack)
-    out, growth = A.converge(base, target, config)
+    out = converge(base, target, config)
     tol = 1e-9 * target.sum()
     assert out.sum() == pytest.approx(target.sum(), rel=1e-12)
     assert np.all(out >= floor - tol)
-    # Never crosses target from the side uniform growth would leave it on (the floor may
-    # keep an ICB above target; the cap only lifts toward target).
-    core = base * (1 + growth)
-    above = np.maximum.reduce([target, core, floor]) if over_target == "converge" else None
-    if over_target == "floor":
+    if over_target == "floor":  # over-target ICBs get the floor; the others never pass target
         held = target <= floor
         np.testing.assert_allclose(out[held], floor[held], rtol=1e-9)
         assert np.all(out[~held] <= target[~held] + tol)
-    else:
-        assert np.all(out <= above + tol)
-        was_above = core > target + tol
-        assert np.all(out[was_above] >= target[was_above] - tol)
+    # Every ICB that no floor, cap or target binds sits at (1 - g) x base x (1 + c) + g x
+    # target for one uniform growth c: (out - g x target) / base is the same for all of them.
+    g = config.gap_closure
+    cap = (1 - config.max_below_target) * target
+    free = (out > floor + tol) & (out > cap + tol)
+    if over_target == "floor":
+        free &= out < target - tol
+    if g < 1 and free.sum() >= 2:
+        core = (out[free] - g * target[free]) / ((1 - g) * base[free])
+        np.testing.assert_allclose(core, core[0], rtol=1e-6)
 
 
 def test_no_gap_closure_with_converging_over_target_is_a_roll_forward():
     base, target = np.array([30.0, 40.0, 30.0]), np.array([27.0, 56.0, 27.0])
     config = ConvergenceConfig(gap_closure=0.0, max_below_target=1.0, over_target="converge")
-    out, growth = A.converge(base, target, config)
-    np.testing.assert_allclose(out, base * 1.1)
-    assert growth == pytest.approx(0.1)
+    np.testing.assert_allclose(converge(base, target, config), base * 1.1)
+
+
+def _target(population, need, config, services, profiles):
+    inputs = formula(need, services, profiles, config.population_base)
+    base = population if inputs.list_inflation is None else population * inputs.list_inflation
+    curve = cost_curve(inputs.profiles, inputs.catalogue_shares, base.sum(axis=0))
+    hist = historic_share(population, need, curve)
+    return base, target_formula(config, base, need, curve, hist)
 
 
 @FAST
 @given(world=worlds(), allocation=allocation_configs)
 def test_target_shares_sum_to_one(world, allocation, catalogue):
-    population, reference = world
+    population, need = world
     services, profiles = catalogue
     config = scenario(allocation=allocation).allocation
-    need = A.need_inputs(population, reference)
-    base = A.formula_population(population, config, reference)
-    curve = A.cost_curve(services, profiles, base.sum("icb"))
-    out = A.target_formula(config, base, need, curve, A.historic_share(population, need, curve))
-    assert float(out["target_share"].sum()) == pytest.approx(1.0, abs=1e-12)
-    assert (out["target_share"] > 0).all()
-    assert float(out["weighted_population"].sum()) == pytest.approx(float(base.sum()), rel=1e-9)
+    base, out = _target(population, need, config, services, profiles)
+    assert float(out.target_share.sum()) == pytest.approx(1.0, abs=1e-12)
+    assert (out.target_share > 0).all()
+    assert float(out.weighted_population.sum()) == pytest.approx(float(base.sum()), rel=1e-9)
 
 
 @FAST
 @given(
     sizes=st.lists(st.floats(1e3, 1e6), min_size=2, max_size=6),
-    formula=st.sampled_from(["needs", "age_sex", "capitation"]),
+    formula_name=st.sampled_from(["needs", "age_sex", "capitation"]),
     base=st.sampled_from(["resident", "registered"]),
 )
-def test_uniform_population_gives_equal_per_capita_targets(sizes, formula, base, catalogue):
+def test_uniform_population_gives_equal_per_capita_targets(sizes, formula_name, base, catalogue):
     services, profiles = catalogue
     n = len(sizes)
     per_head = np.random.default_rng(1).gamma(2.0, 1.0, (2, 91))
     pop = per_head[None] / per_head.sum() * np.array(sizes)[:, None, None]
-    population, reference = synthetic(pop, ["Midlands"] * n, np.full(n, 20.0), np.full(n, 0.3))
-    config = scenario(allocation={"formula": formula, "population_base": base}).allocation
-    need = A.need_inputs(population, reference)
-    pop_base = A.formula_population(population, config, reference)
-    curve = A.cost_curve(services, profiles, pop_base.sum("icb"))
-    hist = A.historic_share(population, need, curve)
-    share = A.target_formula(config, pop_base, need, curve, hist)["target_share"].values
+    population, need = synthetic(pop, ["Midlands"] * n, np.full(n, 20.0), np.full(n, 0.3))
+    config = scenario(allocation={"formula": formula_name, "population_base": base}).allocation
+    share = _target(population, need, config, services, profiles)[1].target_share
     np.testing.assert_allclose(share / np.array(sizes), 1.0 / sum(sizes), rtol=1e-9)
 
 
@@ -384,23 +402,19 @@ def test_uniform_population_gives_equal_per_capita_targets(sizes, formula, base,
     pick=st.integers(0, 100),
 )
 def test_moving_population_in_never_lowers_target(world, allocation, moved, pick, catalogue):
-    population, reference = world
+    population, need = world
     services, profiles = catalogue
-    n = population.sizes["icb"]
+    n = population.shape[0]
     into, out_of = pick % n, (pick + 1) % n
     config = scenario(allocation=allocation).allocation
 
-    def share(pop: xr.DataArray) -> float:
-        need = A.need_inputs(pop, reference)
-        base = A.formula_population(pop, config, reference)
-        curve = A.cost_curve(services, profiles, base.sum("icb"))
-        hist = A.historic_share(pop, need, curve)
-        return float(A.target_formula(config, base, need, curve, hist)["target_share"][into])
+    def share(pop: np.ndarray) -> float:
+        return float(_target(pop, need, config, services, profiles)[1].target_share[into])
 
     after = population.copy()
-    movers = after.isel(icb=out_of) * moved
-    after[{"icb": out_of}] = after.isel(icb=out_of) - movers
-    after[{"icb": into}] = after.isel(icb=into) + movers
+    movers = after[out_of] * moved
+    after[out_of] -= movers
+    after[into] += movers
     assert share(after) >= share(population) - 1e-12
 
 
@@ -408,26 +422,25 @@ def test_like_for_like_allocation_keeps_the_floor(catalogue):
     services, profiles = catalogue
     rng = np.random.default_rng(7)
     pop = rng.gamma(2.0, 50.0, (5, 2, 91))
-    population, reference = synthetic(
-        pop, REGIONS[:5], rng.uniform(5, 45, 5), rng.uniform(-1, 1, 5)
-    )
+    population, need = synthetic(pop, REGIONS[:5], rng.uniform(5, 45, 5), rng.uniform(-1, 1, 5))
     sc = scenario(envelope={"growth": 0.03}, convergence={"floor_growth": 0.02})
-    status = status_of(population["icb"].values, services, list(services["service_id"][:60]))
-    first = A.allocation_round(2024, population, status, None, sc, reference, services, profiles)
-    second = A.allocation_round(2025, population, status, first, sc, reference, services, profiles)
+    inputs = formula(need, services, profiles)
+    status = status_of(5, services, list(services["service_id"][:60]))
+    first = round_(sc, 2024, population, status, None, inputs, services)
+    second = round_(sc, 2025, population, status, first.notional_allocation[None], inputs, services)
     check_totals(first)
     check_totals(second)
     # the floor guarantees each ICB's whole-portfolio (notional) share ...
-    notional = second["notional_allocation"].values / first["notional_allocation"].values
+    notional = second.notional_allocation / first.notional_allocation
     assert np.all(notional >= 1.02 - 1e-9)
     # ... and its delegated budget follows it times the national cost-mix drift of the
     # services it holds (their catalogue growth against the whole portfolio's)
-    drift = A.delegated_fraction(status, services, 2025) / A.delegated_fraction(
-        status, services, 2024
+    drift = delegated_fraction(status, budget_shares(services, 2025)) / delegated_fraction(
+        status, budget_shares(services, 2024)
     )
-    ratio = second["allocation"].values / first["allocation"].values
-    np.testing.assert_allclose(ratio, notional * drift.values, rtol=1e-8)
-    assert np.abs(first["distance_from_target"]).max() < 0.15
+    ratio = second.allocation / first.allocation
+    np.testing.assert_allclose(ratio, notional * drift, rtol=1e-8)
+    assert np.abs(first.distance_from_target).max() < 0.15
 
 
 # --- the catalogue ------------------------------------------------------------------------
@@ -447,47 +460,12 @@ def test_catalogue_matches_published_totals(catalogue):
     assert float(profiles.max()) == pytest.approx(1.0)
 
 
-def england_like(years: list[int]) -> tuple[xr.DataArray, xr.Dataset]:
-    """Random populations on the real 42 ICBs, and a merger map onto the real 36.
+def test_allocation_path_switches_footprint_and_conserves():
+    from sim.plan import allocation_dataset
 
-    Each 2023 ICB goes wholly to the 2026 ICB with its code, or else to a new 2026 ICB of
-    its region (a stand-in for the published practice-based shares).
-    """
-    from sim.reference import load_icbs
-
-    icbs, icbs26 = load_icbs(2023), load_icbs(2026)
-    rng = np.random.default_rng(3)
-    pop = rng.gamma(3.0, 300.0, (len(icbs), 2, 91))
-    population, reference = synthetic(
-        pop,
-        list(icbs["region_name"]),
-        rng.uniform(8, 40, len(icbs)),
-        rng.uniform(-1, 1, len(icbs)),
-        list(icbs["icb"]),
-    )
-    new = icbs26[~icbs26["icb"].isin(icbs["icb"])]
-    share = np.zeros((len(icbs), len(icbs26)))
-    used: dict[str, int] = {}
-    for i, (code, region) in enumerate(zip(icbs["icb"], icbs["region_name"], strict=True)):
-        if code in set(icbs26["icb"]):
-            share[i, icbs26.index[icbs26["icb"] == code][0]] = 1.0
-        else:  # round-robin over the region's new ICBs, so each gets some population
-            options = new.index[new["region_name"] == region]
-            share[i, options[used.get(region, 0) % len(options)]] = 1.0
-            used[region] = used.get(region, 0) + 1
-    reference["merger_share"] = xr.DataArray(
-        share, dims=("icb", "icb26"), coords={"icb": icbs["icb"], "icb26": icbs26["icb"]}
-    )
-    growth = xr.DataArray(1.0 + 0.005 * np.arange(len(years)), dims="year", coords={"year": years})
-    return (population.drop_vars("region_name") * growth).transpose("year", ...), reference
-
-
-def test_allocate_years_switches_footprint_and_conserves(catalogue):
-    services, profiles = catalogue
     years = [2024, 2025, 2026, 2027]
-    path, reference = england_like(years)
-    sc = scenario(mergers={"enabled": True, "year": 2026})
-    ds = A.allocate_years(sc, path, reference, services, profiles)
+    sc = scenario(time={"end_year": years[-1]}, mergers={"enabled": True, "year": 2026})
+    ds = allocation_dataset(sc, load_data())
     for year in years:
         one = ds.sel(year=year)
         alloc = one["allocation"].dropna("icb")

@@ -254,7 +254,7 @@ def test_run_refuses_a_folder_as_output(tmp_path, short_scenario, fake_experimen
     calls, _ = fake_experiment
     result = invoke("run", short_scenario, "--out", tmp_path)
     assert result.exit_code == 2
-    assert "--out is a folder" in result.stderr
+    assert "is a folder; give a file name" in result.stderr
     assert calls == []  # refused before any simulation
 
 
@@ -262,7 +262,7 @@ def test_run_refuses_a_folder_as_output(tmp_path, short_scenario, fake_experimen
 
 
 def test_compare_passes_options_and_prints_the_table(tmp_path, monkeypatch):
-    import sim.comparison
+    import sim.report
 
     seen = {}
 
@@ -270,7 +270,7 @@ def test_compare_passes_options_and_prints_the_table(tmp_path, monkeypatch):
         seen.update(paths=paths, report=report, csv_dir=csv_dir, suppress=suppress_small_counts)
         return pd.DataFrame({"a": [1.5e9], "b": [0.25]}, index=pd.Index(["envelope"], name="m"))
 
-    monkeypatch.setattr(sim.comparison, "compare_files", compare_files)
+    monkeypatch.setattr(sim.report, "compare_files", compare_files)
     result = invoke("compare", "a.nc", "b.nc", "--report", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     assert seen == {

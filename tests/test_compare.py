@@ -148,8 +148,9 @@ import pytest  # noqa: E402
 
 import sim  # noqa: E402
 from sim import disclosure  # noqa: E402
-from sim.comparison import compare, compare_files, open_results  # noqa: E402
+from sim.comparison import compare, open_results  # noqa: E402
 from sim.errors import DataError  # noqa: E402
+from sim.report import compare_files  # noqa: E402
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 

@@ -31,7 +31,7 @@ def _ids(services: pd.DataFrame, *groups: str) -> list[str]:
 
 
 def test_published_waves_by_default(services):
-    status = delegation_status(Scenario(name="t"), services, ICBS, YEARS)
+    status = delegation_status(Scenario(name="t").delegation, services, ICBS, YEARS)
     assert status.dims == ("year", "icb", "service") and status.dtype == bool
     assert not status.sel(year=2023).any()  # joint committees only: NHS England holds budgets
     y24 = status.sel(year=2024)
@@ -47,13 +47,13 @@ def test_published_waves_by_default(services):
 
 def test_retain_all_delegates_nothing(services):
     scenario = Scenario(name="t", delegation={"retain_all": True})
-    assert not delegation_status(scenario, services, ICBS, YEARS).any()
+    assert not delegation_status(scenario.delegation, services, ICBS, YEARS).any()
 
 
 def test_move_services_between_portfolios(services):
     moved_in, kept = "cancer_drugs_fund", "renal_dialysis"
     scenario = Scenario(name="t", delegation={"also_delegate": [moved_in], "also_retain": [kept]})
-    status = delegation_status(scenario, services, ICBS, YEARS)
+    status = delegation_status(scenario.delegation, services, ICBS, YEARS)
     assert status.sel(year=2024, icb="E54000002", service=moved_in)
     assert not status.sel(year=2024, icb="E54000001", service=moved_in)
     assert not status.sel(service=kept).any()
@@ -66,7 +66,7 @@ def test_extra_wave_for_single_icbs(services):
         )
     ]
     status = delegation_status(
-        Scenario(name="t", delegation={"waves": waves}), services, ICBS, YEARS
+        Scenario(name="t", delegation={"waves": waves}).delegation, services, ICBS, YEARS
     )
     assert int(status.sum()) == 1
     assert status.sel(year=2026, icb="E54000001", service="car_t_therapy")
@@ -97,6 +97,6 @@ def test_extra_wave_for_single_icbs(services):
 def test_unknown_names_are_one_line_errors(services, delegation, field, word):
     scenario = Scenario(name="t", delegation=delegation)
     with pytest.raises(ScenarioError) as caught:
-        delegation_status(scenario, services, ICBS, YEARS)
+        delegation_status(scenario.delegation, services, ICBS, YEARS)
     message = str(caught.value)
     assert field in message and word in message and "\n" not in message

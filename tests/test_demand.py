@@ -1,4 +1,5 @@
-"""Demand model: calibration to the catalogue, cost distributions, draws, CPAG rule."""
+"""Demand model: the chain of factors, calibration to the catalogue, cost distributions,
+draws, CPAG rule."""
 
 from __future__ import annotations
 
@@ -8,16 +9,41 @@ import pytest
 import xarray as xr
 
 from sim.demand import (
-    CellCosts,
     build_demand,
-    cost_model,
-    draw_month,
-    expected_month,
-    need_multiplier,
+    demographic_exposure,
+    deprivation_multiplier,
+    expected_patients,
+    non_demographic_trend,
 )
+from sim.draws import CellCosts, CostModel, draw, expected_outcome
 from sim.pipeline import CpagQueue, load_pipeline, prioritise
-from sim.reference import CATALOGUE_YEAR, load_profiles, load_services
+from sim.reference import CATALOGUE_YEAR, load_data, load_services
 from sim.scenario import DemandConfig
+
+
+def cost_model(services: pd.DataFrame, high_cost_cases: bool) -> CostModel:
+    return CostModel.from_catalogue(services, high_cost_cases)
+
+
+def expected(lam, costs, threshold, cost_index=1.0):
+    """The expectation of `draw` for a per-case threshold."""
+    return expected_outcome(lam, costs, costs.hc_expected_excess(threshold), cost_index)
+
+
+def demand(config, services, population, imd, base_year, area=None):
+    """`build_demand` on the packaged profiles for a made-up population."""
+    profiles = load_data().service_profiles
+    area = np.ones(population.sizes["icb"]) if area is None else np.asarray(area)
+    return build_demand(
+        config,
+        services,
+        profiles.profiles,
+        profiles.index,
+        np.asarray(imd),
+        population.values,
+        base_year,
+        area,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +73,7 @@ def imd(population) -> xr.DataArray:
 
 
 def test_base_year_expected_spend_matches_catalogue_grown_to_base_year(services, population, imd):
-    model = build_demand(DemandConfig(), services, load_profiles(), imd, population, 2025)
+    model = demand(DemandConfig(), services, population, imd, 2025)
     spend = model.annual_patients(population.values, 2025).sum(axis=0) * model.costs.mean
     target = services["baseline_spend_gbp"] * (1 + services["non_demographic_growth"]) ** (
         2025 - CATALOGUE_YEAR
@@ -60,12 +86,10 @@ def test_market_forces_price_ordinary_cases_by_area_and_keep_national_spend(
 ):
     """Dearer areas pay more per ordinary case; each service's national spend is unchanged,
     because the area index is normalised over that service's own patients."""
-    area = xr.DataArray(
-        np.where(np.arange(42) < 5, 1.08, 0.98), dims="icb", coords={"icb": population["icb"]}
-    )
-    model = build_demand(DemandConfig(), services, load_profiles(), imd, population, 2025, area)
+    area = np.where(np.arange(42) < 5, 1.08, 0.98)
+    model = demand(DemandConfig(), services, population, imd, 2025, area)
     lam = model.annual_patients(population.values, 2025)
-    spend = expected_month(lam, model.costs, 1e9, model.cost_index).spend
+    spend = expected(lam, model.costs, 1e9, model.cost_index).spend
     target = services["baseline_spend_gbp"] * (1 + services["non_demographic_growth"]) ** (
         2025 - CATALOGUE_YEAR
     )
@@ -78,13 +102,8 @@ def test_market_forces_price_ordinary_cases_by_area_and_keep_national_spend(
 
 
 def test_growth_multiplier_scales_non_demographic_growth_only(services, population, imd):
-    profiles = load_profiles()
-    flat = build_demand(
-        DemandConfig(growth_multiplier=0.0), services, profiles, imd, population, 2024
-    )
-    double = build_demand(
-        DemandConfig(growth_multiplier=2.0), services, profiles, imd, population, 2024
-    )
+    flat = demand(DemandConfig(growth_multiplier=0.0), services, population, imd, 2024)
+    double = demand(DemandConfig(growth_multiplier=2.0), services, population, imd, 2024)
     pop = population.values
     np.testing.assert_allclose(flat.annual_patients(pop, 2030), flat.annual_patients(pop, 2024))
     g = services["non_demographic_growth"].to_numpy()
@@ -93,12 +112,30 @@ def test_growth_multiplier_scales_non_demographic_growth_only(services, populati
 
 
 def test_need_multiplier_has_weighted_mean_one_and_rises_with_deprivation(population, imd):
-    weight = population.sum(("sex", "age"))
-    mult = need_multiplier(imd, weight, 0.15)
+    weight = population.sum(("sex", "age")).values
+    mult = deprivation_multiplier(imd.values, weight, 0.15)
     assert float((mult * weight).sum() / weight.sum()) == pytest.approx(1.0, rel=1e-12)
     order = np.argsort(imd.values)
-    assert np.all(np.diff(mult.values[order]) > 0)
-    assert np.allclose(need_multiplier(imd, weight, 0.0), 1.0)
+    assert np.all(np.diff(mult[order]) > 0)
+    assert np.allclose(deprivation_multiplier(imd.values, weight, 0.0), 1.0)
+
+
+def test_expected_patients_is_the_product_of_its_named_factors(services, population, imd):
+    """The chain: exposure x deprivation x rate x trend, each factor its own function, so
+    switching one to its base-year value attributes change to it."""
+    model = demand(DemandConfig(), services, population, imd, 2024)
+    older = population.values * np.linspace(0.9, 1.3, 91)
+    exposure = demographic_exposure(older, model.profiles, model.profile_index)
+    trend = non_demographic_trend(model.growth, 2030, 2024)
+    by_hand = exposure * model.deprivation[:, None] * model.rate * trend
+    chained = expected_patients(exposure, model.deprivation, model.rate, trend)
+    np.testing.assert_allclose(chained, by_hand, rtol=1e-14)
+    np.testing.assert_array_equal(model.annual_patients(older, 2030), chained)
+    # the demographic factor alone: more older people raise the old-age services most
+    base = demographic_exposure(population.values, model.profiles, model.profile_index)
+    ratio = (exposure / base).sum(axis=0)
+    assert np.argmax(ratio) != np.argmin(ratio)
+    np.testing.assert_array_equal(non_demographic_trend(model.growth, 2024, 2024), 1.0)
 
 
 def test_high_cost_cases_take_their_catalogue_share_of_spend(services):
@@ -128,8 +165,8 @@ def test_draws_agree_with_analytic_mean_and_variance():
     threshold = 500_000.0
     rng = np.random.default_rng(11)
     n = 6000
-    draws = [draw_month(rng, lam.ravel(), cells, threshold) for _ in range(n)]
-    expect = expected_month(lam, costs, threshold)
+    draws = [draw(rng, lam.ravel(), cells, threshold) for _ in range(n)]
+    expect = expected(lam, costs, threshold)
     for field in ("patients", "spend", "hc_excess"):
         sample = np.stack([getattr(d, field) for d in draws]).reshape(n, *lam.shape)
         mean, se = sample.mean(0), sample.std(0) / np.sqrt(n)
@@ -149,8 +186,9 @@ def test_draws_agree_with_analytic_mean_and_variance():
 
 def test_zero_expected_patients_draw_nothing():
     costs = cost_model(_small_costs(), high_cost_cases=True)
-    draw = draw_month(np.random.default_rng(0), np.zeros(3), CellCosts.for_footprint(costs, 1), 1e5)
-    assert not draw.patients.any() and not draw.spend.any() and not draw.hc_excess.any()
+    outcome = draw(np.random.default_rng(0), np.zeros(3), CellCosts.for_footprint(costs, 1), 1e5)
+    assert not outcome.patients.any() and not outcome.spend.any()
+    assert not outcome.hc_excess.any()
 
 
 def test_prioritise_funds_best_value_first_within_budget():

@@ -1,7 +1,8 @@
-"""The SimPy engine on a small synthetic England (6 ICBs, 4 services) with fixed seeds.
+"""The SimPy calendar on a small synthetic England (6 ICBs, 4 services) with fixed seeds.
 
-The synthetic inputs stand in for reference/population/allocation so each property is
-checked on numbers small enough to work by hand; `test_full_engine_*` run the real modules.
+The synthetic plans stand in for population, delegation and allocation so each property is
+checked on numbers small enough to work by hand (the demand chain and the calendar are the
+real ones); `test_full_engine_*` run the real modules on the packaged data.
 """
 
 from __future__ import annotations
@@ -11,15 +12,22 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from sim.engine import Inputs, month_index, pool, run_engine
+from sim.allocation import Round, largest_remainder
+from sim.engine import Calendar
+from sim.footprint import Footprint, footprint_year
+from sim.outputs import assemble
 from sim.pipeline import COLUMNS as PIPELINE_COLUMNS
+from sim.plan import ScenarioPlan, YearPlan, with_demand
 from sim.scenario import Scenario
+from sim.settlement import PoolInputs, settle
+from sim.years import month_index
 
 ICBS = ["E1", "E2", "E3", "E4", "E5", "E6"]
 REGIONS = ["R1", "R1", "R1", "R2", "R2", "R2"]
 SIZE = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0]) * 20_000
 SERVICES = ["a", "b", "c", "d"]
 DELEGATED = {"a", "b"}
+IMD = np.array([10.0, 15.0, 20.0, 25.0, 30.0, 35.0])
 
 
 def _services() -> pd.DataFrame:
@@ -37,28 +45,22 @@ def _services() -> pd.DataFrame:
     )
 
 
-def _reference() -> xr.Dataset:
+def _footprints() -> dict[int, Footprint]:
     share = np.zeros((6, 4))
     share[0, 0] = share[1, 0] = 1.0
     share[2, 1] = 1.0
     share[3, 2], share[3, 3] = 0.7, 0.3
     share[4, 3] = share[5, 3] = 1.0
-    return xr.Dataset(
-        {
-            "imd_score": ("icb", [10.0, 15.0, 20.0, 25.0, 30.0, 35.0]),
-            "merger_share": (("icb", "icb26"), share),
-        },
-        coords={"icb": ICBS, "icb26": ["M1", "M2", "M3", "M4"], "region": ("icb", REGIONS)},
+    regions26 = ["R1", "R1", "R2", "R2"]
+    table23 = pd.DataFrame({"icb": ICBS, "region": REGIONS, "region_name": REGIONS})
+    table26 = pd.DataFrame(
+        {"icb": ["M1", "M2", "M3", "M4"], "region": regions26, "region_name": regions26}
     )
+    return {2023: Footprint(2023, table23, np.eye(6)), 2026: Footprint(2026, table26, share)}
 
 
-def _profiles() -> xr.DataArray:
-    rates = np.array([[[1.0, 0.5, 0.2]] * 2, [[0.1, 0.6, 1.5]] * 2])
-    return xr.DataArray(
-        rates,
-        dims=("profile", "sex", "age"),
-        coords={"profile": ["young", "old"], "sex": ["f", "m"], "age": [0, 1, 2]},
-    )
+PROFILES = np.array([[[1.0, 0.5, 0.2]] * 2, [[0.1, 0.6, 1.5]] * 2])  # (profile, sex, age)
+PROFILE_INDEX = np.array([0, 1, 1, 0])  # young, old, old, young
 
 
 class _Population:
@@ -68,64 +70,63 @@ class _Population:
         self.year = base_year
         self.end_year = end_year
 
-    def current(self) -> xr.DataArray:
+    def current(self) -> np.ndarray:
         per_age = np.array([0.3, 0.5, 0.2]) / 2
         values = SIZE[:, None, None] * per_age[None, None, :] * np.ones((1, 2, 1))
-        values = values * 1.01 ** (self.year - 2024)
-        return xr.DataArray(
-            values,
-            dims=("icb", "sex", "age"),
-            coords={"icb": ICBS, "sex": ["f", "m"], "age": [0, 1, 2]},
-        )
+        return values * 1.01 ** (self.year - 2024)
 
     def advance(self) -> None:
         self.year += 1
 
 
-def _allocate(scenario: Scenario):
+def _round(scenario: Scenario, year: int, population: np.ndarray, fp: Footprint) -> Round:
     """Envelope grows at the scenario rate; half retained; delegated half by population."""
-
-    def allocate(year, population, status, previous):
-        envelope = scenario.envelope.base_gbp * (1 + scenario.envelope.growth) ** (year - 2024)
-        pop = population.sum(("sex", "age"))
-        allocation = 0.5 * envelope * pop / pop.sum()
-        return xr.Dataset(
-            {"envelope": envelope, "retained_budget": 0.5 * envelope, "allocation": allocation}
-        )
-
-    return allocate
-
-
-def _tables() -> dict[int, pd.DataFrame]:
-    regions26 = ["R1", "R1", "R2", "R2"]
-    return {
-        2023: pd.DataFrame({"icb": ICBS, "region": REGIONS, "region_name": REGIONS}),
-        2026: pd.DataFrame(
-            {"icb": ["M1", "M2", "M3", "M4"], "region": regions26, "region_name": regions26}
-        ),
-    }
-
-
-def _status(year: int, table: pd.DataFrame) -> xr.DataArray:
-    held = np.array([s in DELEGATED for s in SERVICES])
-    return xr.DataArray(
-        np.broadcast_to(held, (len(table), len(SERVICES))),
-        dims=("icb", "service"),
-        coords={"icb": table["icb"].to_numpy(), "service": SERVICES},
+    envelope = scenario.envelope.base_gbp * (1 + scenario.envelope.growth) ** (year - 2024)
+    pop = fp.counts(population).sum(axis=(1, 2))
+    delegated = largest_remainder(0.5 * envelope * pop / pop.sum(), int(round(0.5 * envelope)))
+    share = scenario.envelope.development_fund_share
+    nothing = np.zeros(pop.size)
+    return Round(
+        envelope=np.int64(round(envelope)),
+        development_fund=np.int64(round(envelope * share)),
+        retained_budget=np.int64(round(envelope) - delegated.sum()),
+        allocation=delegated,
+        target_allocation=delegated,
+        weighted_population=pop,
+        need_index=np.ones(pop.size),
+        target_share=pop / pop.sum(),
+        distance_from_target=nothing,
+        notional_allocation=2.0 * delegated,
     )
 
 
-def _inputs(scenario: Scenario, pipeline: pd.DataFrame | None = None) -> Inputs:
+def _plan(scenario: Scenario, pipeline: pd.DataFrame | None = None) -> ScenarioPlan:
+    """The synthetic England's plan: each year's population, footprint, delegation and round,
+    completed with the real demand chain (`sim.plan.with_demand`)."""
+    fps = _footprints()
+    time, mergers = scenario.time, scenario.mergers
+    held = np.array([s in DELEGATED for s in SERVICES])
+    years = []
+    for year in range(time.base_year, time.end_year + 1):
+        fp = fps[footprint_year(year, mergers.enabled, mergers.year, time.base_year)]
+        population = _Population(year).current()
+        delegated = np.broadcast_to(held, (len(fp.table), len(SERVICES))).copy()
+        years.append(
+            YearPlan(year, fp, population, delegated, _round(scenario, year, population, fp))
+        )
     empty = pd.DataFrame(columns=list(PIPELINE_COLUMNS))
-    return Inputs(
-        _reference(),
+    return with_demand(
+        "synthetic",
+        tuple(years),
+        scenario.demand,
         _services(),
-        _profiles(),
-        _Population(scenario.time.base_year, scenario.time.end_year),
-        _tables(),
-        _status,
-        _allocate(scenario),
+        PROFILES,
+        PROFILE_INDEX,
+        IMD,
+        np.ones(6),
         empty if pipeline is None else pipeline,
+        np.array(["f", "m"]),
+        np.arange(3),
     )
 
 
@@ -141,7 +142,8 @@ def _scenario(**sections) -> Scenario:
 
 
 def _run(scenario: Scenario, replicates, seed=7, pipeline=None) -> xr.Dataset:
-    return run_engine(scenario, _inputs(scenario, pipeline), replicates, seed)
+    calendar = Calendar(scenario, _plan(scenario, pipeline), replicates, seed).run()
+    return assemble(calendar)
 
 
 @pytest.mark.parametrize("period", ["month", "year"])
@@ -201,10 +203,8 @@ def test_zero_growth_base_year_matches_catalogue_and_allocation():
     grown = (cat["baseline_spend_gbp"] * (1 + cat["non_demographic_growth"])).sum()
     totals = ds["expected_spend"].sum(("icb", "portfolio")).values
     np.testing.assert_allclose(totals, grown, rtol=1e-12)  # flat: no growth of any kind
-    alloc = _allocate(s)
-    for year in ds["year"].values:
-        ref = alloc(int(year), _Population(int(year)).current(), None, None)
-        assert np.array_equal(ds["allocation"].sel(year=year).values, ref["allocation"].values)
+    for plan in _plan(s).years:
+        assert np.array_equal(ds["allocation"].sel(year=plan.year).values, plan.round.allocation)
 
 
 def test_nice_approval_adds_spend_from_its_month_only():
@@ -247,16 +247,6 @@ def test_cpag_funded_treatment_raises_spend_only_from_its_start():
     # fund 1% of 1.133bn = 11.33m: t1 (best per pound, 4m) and t2 (4m) fit, t3 does not
     np.testing.assert_allclose(diff.sel(year=2025), 8e6 * 5 / 12, rtol=1e-9)
     assert "too big" not in b.attrs["new_treatments"]
-
-
-def test_unknown_nice_service_is_a_one_line_scenario_error():
-    from sim.errors import ScenarioError
-
-    s = _scenario(
-        nice_approvals=[{"name": "x", "service": "bb", "year": 2025, "annual_cost_gbp": 1e6}]
-    )
-    with pytest.raises(ScenarioError, match=r"nice_approvals\[0\]\.service: unknown service 'bb'"):
-        _run(s, [0])
 
 
 def test_month_index_calendar():
@@ -311,20 +301,22 @@ def test_regional_pool_lowers_overspend_probability_of_small_icbs():
 
 
 def test_pool_rules_by_hand():
-    s = _scenario()
-    variance = np.array([[10.0, -4.0, 2.0]])
-    excess = np.array([[6.0, 0.0, 0.0]])
-    alloc = np.array([100.0, 100.0, 200.0])
-    region = np.array(["R1", "R1", "R2"])
-    np.testing.assert_array_equal(pool(s, variance, excess, alloc, region), variance)
-    s.settlement.risk_pool = "national_high_cost"
-    np.testing.assert_allclose(pool(s, variance, excess, alloc, region), [[5.5, -2.5, 5.0]])
-    s.settlement.risk_pool = "nhse_absorbs"
-    s.settlement.nhse_absorbs_above = 0.05
-    np.testing.assert_allclose(pool(s, variance, excess, alloc, region), [[5.0, -4.0, 2.0]])
-    s.settlement.risk_pool = "regional"
-    s.settlement.regional_pool_share = 0.5
-    np.testing.assert_allclose(pool(s, variance, excess, alloc, region), [[6.5, -0.5, 2.0]])
+    config = _scenario().settlement
+    inputs = PoolInputs(
+        variance=np.array([[10.0, -4.0, 2.0]]),
+        hc_excess=np.array([[6.0, 0.0, 0.0]]),
+        allocation=np.array([100.0, 100.0, 200.0]),
+        region=np.array(["R1", "R1", "R2"]),
+    )
+    np.testing.assert_array_equal(settle(inputs, config), inputs.variance)
+    config.risk_pool = "national_high_cost"
+    np.testing.assert_allclose(settle(inputs, config), [[5.5, -2.5, 5.0]])
+    config.risk_pool = "nhse_absorbs"
+    config.nhse_absorbs_above = 0.05
+    np.testing.assert_allclose(settle(inputs, config), [[5.0, -4.0, 2.0]])
+    config.risk_pool = "regional"
+    config.regional_pool_share = 0.5
+    np.testing.assert_allclose(settle(inputs, config), [[6.5, -0.5, 2.0]])
 
 
 @pytest.mark.parametrize(
@@ -349,9 +341,9 @@ def test_every_result_variable_has_units_and_long_name(name):
 @pytest.fixture(scope="module")
 def reference():
     pytest.importorskip("h5py")  # reading reference.nc needs it (h5netcdf backend)
-    from sim.reference import load_reference
+    from sim.reference import load_data
 
-    return load_reference()
+    return load_data()
 
 
 def _real(**sections) -> Scenario:
@@ -365,7 +357,7 @@ def _real(**sections) -> Scenario:
 
 
 def test_full_engine_chunking_is_bit_identical(reference):
-    from sim.engine import simulate
+    from sim.simulate import simulate
 
     s = _real()
     whole = simulate(s, [0, 1, 2, 3], 99, reference)
@@ -377,15 +369,13 @@ def test_full_engine_chunking_is_bit_identical(reference):
 
 
 def test_full_engine_without_growth_or_noise_reproduces_the_allocation(reference):
-    from sim.allocation import allocate_years
-    from sim.engine import simulate
-    from sim.population import population_path
-    from sim.reference import load_profiles, load_services
+    from sim.plan import allocation_dataset
+    from sim.simulate import simulate
 
     s = _real(demand={"stochastic": False, "growth_multiplier": 0.0}, cpag={"enabled": False})
     ds = simulate(s, [0, 1], 5, reference)
-    services = load_services()
-    plain = allocate_years(s, population_path(s, reference), reference, services, load_profiles())
+    services = reference.services
+    plain = allocation_dataset(s, reference)
     for name in ("allocation", "target_allocation", "envelope", "retained_budget"):
         assert np.array_equal(ds[name].values, plain[name].values), name
     assert (ds["allocation"].sum("icb") + ds["retained_budget"] == ds["envelope"]).all()
@@ -395,7 +385,7 @@ def test_full_engine_without_growth_or_noise_reproduces_the_allocation(reference
 
 
 def test_full_engine_merger_conserves_population_and_budget(reference):
-    from sim.engine import simulate
+    from sim.simulate import simulate
 
     common = {"demand": {"stochastic": False}, "cpag": {"enabled": False}}
     plain = simulate(_real(**common), [0], 5, reference)

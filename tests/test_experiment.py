@@ -1,8 +1,8 @@
 """Ensembles: replicate streams, chunking, Dask execution, faults, Zarr output.
 
-Most tests use `fake_simulate`, a small engine with the contract of `sim.engine.simulate`
-(same variables, dims and per-replicate streams) so they run in milliseconds; one test runs
-the real engine on a short horizon when it is available.
+Most tests use `FAKE`, a small engine with the contract of the real one (the variables,
+dims, units and long names of `sim.outputs`, and per-replicate streams) so they run in
+milliseconds; a few run the real engine on a short horizon.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import cloudpickle
@@ -19,24 +18,53 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sim import experiment, results
+from sim import experiment
+from sim.outputs import schema
 from sim.scenario import RunConfig, Scenario, TimeConfig
 
 ICBS = ["E54000008", "E54000010", "E54000011"]
 PORTFOLIOS = ["delegated", "retained"]
+BASE = np.array([[300e6, 500e6], [120e6, 210e6], [80e6, 150e6]])
 
 
-def fake_simulate(
-    scenario: Scenario, replicates: Sequence[int], seed: int, reference=None
-) -> xr.Dataset:
-    """Engine stand-in: lognormal spend around a growing expectation, one stream per replicate."""
+def _variable(name: str, values: np.ndarray) -> tuple:
+    """(dims, values, attrs) of a schema variable: the fake cannot drift from the engine."""
+    var = schema()[name]
+    return (var.full_dims, values, dict(var.attrs))
+
+
+def _coords(scenario: Scenario) -> dict:
+    return {
+        "year": np.arange(scenario.time.base_year, scenario.time.end_year + 1),
+        "icb": ICBS,
+        "portfolio": PORTFOLIOS,
+        "icb_name": ("icb", ["North", "Middle", "South"]),
+    }
+
+
+def _expected(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
     years = np.arange(scenario.time.base_year, scenario.time.end_year + 1)
     growth = (1 + scenario.envelope.growth) ** (years - years[0])
-    base = np.array([[300e6, 500e6], [120e6, 210e6], [80e6, 150e6]])
-    expected = growth[:, None, None] * base[None]
-    allocation = expected[:, :, 0] * 1.01
+    expected = growth[:, None, None] * BASE[None]
+    return expected, expected[:, :, 0] * 1.01
+
+
+def fake_deterministic(scenario: Scenario, prepared: object) -> xr.Dataset:
+    expected, allocation = _expected(scenario)
+    return xr.Dataset(
+        {
+            "allocation": _variable("allocation", allocation),
+            "expected_spend": _variable("expected_spend", expected),
+        },
+        coords=_coords(scenario),
+    )
+
+
+def fake_replicates(scenario: Scenario, prepared: object, start: int, stop: int, seed: int):
+    """Engine stand-in: lognormal spend around a growing expectation, one stream per replicate."""
+    expected, allocation = _expected(scenario)
     draws = []
-    for i in replicates:
+    for i in range(start, stop):
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(i,))))
         draws.append(rng.lognormal(0.0, 0.03, size=expected.shape) * expected)
     spend = np.stack(draws) if draws else np.zeros((0, *expected.shape))
@@ -45,63 +73,45 @@ def fake_simulate(
     variance[..., 1] -= expected[..., 1]
     # like the real engine: what the ICB carries after pooling, as a fraction of allocation
     after = np.where(variance[..., 0] > 0, 0.5 * variance[..., 0], variance[..., 0]) / allocation
-    coords = {
-        "replicate": np.asarray(replicates, dtype=np.int64),
-        "year": years,
-        "icb": ICBS,
-        "portfolio": PORTFOLIOS,
-        "icb_name": ("icb", ["North", "Middle", "South"]),
-    }
-    money = {"units": "GBP"}
     return xr.Dataset(
         {
-            "allocation": (("year", "icb"), allocation, {**money, "long_name": "allocation"}),
-            "expected_spend": (
-                ("year", "icb", "portfolio"),
-                expected,
-                {**money, "long_name": "expected spend"},
-            ),
-            "spend": (
-                ("replicate", "year", "icb", "portfolio"),
-                spend,
-                {**money, "long_name": "spend"},
-            ),
-            "patients": (
-                ("replicate", "year", "icb", "portfolio"),
-                np.floor(spend / 1e4),
-                {"units": "persons", "long_name": "patients"},
-            ),
-            "variance_to_budget": (
-                ("replicate", "year", "icb", "portfolio"),
-                variance,
-                {**money, "long_name": "spend - budget"},
-            ),
-            "overspend_after_pooling": (
-                ("replicate", "year", "icb"),
-                after,
-                {"units": "1", "long_name": "overspend after pooling / allocation"},
-            ),
+            "spend": _variable("spend", spend),
+            "patients": _variable("patients", np.floor(spend / 1e4)),
+            "variance_to_budget": _variable("variance_to_budget", variance),
+            "overspend_after_pooling": _variable("overspend_after_pooling", after),
         },
-        coords=coords,
+        coords={**_coords(scenario), "replicate": np.arange(start, stop, dtype=np.int64)},
     )
 
 
-def slow_simulate(scenario, replicates, seed, reference=None):
+def fake_simulate(scenario: Scenario, replicates: range, seed: int) -> xr.Dataset:
+    """Deterministic and per-replicate variables in one Dataset, for direct comparisons."""
+    reps = fake_replicates(scenario, None, replicates.start, replicates.stop, seed)
+    return xr.merge([fake_deterministic(scenario, None), reps], compat="override")
+
+
+def engine_with(replicates=fake_replicates, prepare=lambda scenario: None) -> experiment.Engine:
+    return experiment.Engine(
+        prepare=prepare,
+        deterministic=fake_deterministic,
+        replicates=replicates,
+        provenance=lambda: ("fake", "fake engine"),
+    )
+
+
+FAKE = engine_with()
+
+
+def slow_replicates(scenario, prepared, start, stop, seed):
     """Marks each chunk start (by worker pid) and is slow enough to be killed mid-chunk."""
     marks = Path(os.environ["SPECSIM_TEST_MARKS"])
-    (marks / f"{replicates[0]}-{os.getpid()}").touch()
+    (marks / f"{start}-{os.getpid()}").touch()
     time.sleep(0.4)
-    return fake_simulate(scenario, replicates, seed, reference)
+    return fake_replicates(scenario, prepared, start, stop, seed)
 
 
 # Worker processes cannot import this test module: ship its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-@pytest.fixture(autouse=True)
-def offline_provenance(monkeypatch):
-    """The fake engine uses no reference data, so provenance must not need it either."""
-    monkeypatch.setattr(results, "_data_provenance", lambda: ("fake", "fake engine"))
 
 
 def short(name: str = "baseline", growth: float = 0.055) -> Scenario:
@@ -111,7 +121,7 @@ def short(name: str = "baseline", growth: float = 0.055) -> Scenario:
 
 
 def run(scenarios=None, replications=10, **kwargs) -> xr.Dataset:
-    kwargs.setdefault("engine", fake_simulate)
+    kwargs.setdefault("engine", FAKE)
     kwargs.setdefault("progress", False)
     return experiment.run(scenarios or short(), replications, seed=7, **kwargs)
 
@@ -164,7 +174,7 @@ def test_identical_for_any_chunk_size():
 def test_replicate_streams_are_keyed_by_index():
     """The same replicate index gives the same draws whatever else is in the run."""
     whole = fake_simulate(short(), range(20), 7)
-    part = fake_simulate(short(), [12, 13], 7)
+    part = fake_simulate(short(), range(12, 14), 7)
     xr.testing.assert_identical(whole["spend"].sel(replicate=[12, 13]), part["spend"])
 
 
@@ -185,7 +195,7 @@ def test_several_scenarios_share_streams(tmp_path: Path):
 
 def test_replications_and_seed_default_to_the_scenario():
     scenario = short().model_copy(update={"run": RunConfig(replications=9, seed=5)})
-    ds = experiment.run(scenario, engine=fake_simulate, progress=False)
+    ds = experiment.run(scenario, engine=FAKE, progress=False)
     assert (ds.attrs["replications"], ds.attrs["seed"]) == (9, 5)
     direct = fake_simulate(scenario, range(9), 5)["spend"].mean("replicate")
     np.testing.assert_allclose(ds["spend_mean"], direct, rtol=1e-12)
@@ -211,13 +221,18 @@ def test_default_chunking_keeps_tasks_in_hundreds():
 
 
 def test_keep_replicates_writes_every_replicate(tmp_path: Path):
+    """Every replicate, with the coordinates a reader needs to tell which ICB and year a
+    number is, units and long names, and consolidated metadata."""
     out = tmp_path / "reps.zarr"
     run(replications=23, chunk_size=5, keep_replicates=out)
-    stored = xr.open_zarr(out, consolidated=False).load()
+    stored = xr.open_zarr(out, consolidated=True).load()
     full = fake_simulate(short(), range(23), 7)
     np.testing.assert_array_equal(stored["spend"], full["spend"])
     np.testing.assert_array_equal(stored["replicate"], np.arange(23))
-    assert stored["spend"].attrs["units"] == "GBP"
+    assert list(stored["icb"].values) == ICBS and list(stored["year"].values) == [2024, 2025, 2026]
+    assert list(stored["icb_name"].values) == ["North", "Middle", "South"]
+    assert list(stored["portfolio"].values) == PORTFOLIOS
+    assert stored["spend"].attrs == schema()["spend"].attrs
     assert [p.name for p in tmp_path.iterdir()] == ["reps.zarr"]
 
 
@@ -225,24 +240,43 @@ def test_interrupted_run_leaves_no_output(tmp_path: Path):
     """Ctrl-C mid-run: no store at PATH and no temporary left behind."""
     calls = []
 
-    def interrupted(scenario, replicates, seed, reference=None):
-        calls.append(replicates)
+    def interrupted(scenario, prepared, start, stop, seed):
+        calls.append(start)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return fake_simulate(scenario, replicates, seed)
+        return fake_replicates(scenario, prepared, start, stop, seed)
 
     with pytest.raises(KeyboardInterrupt):
-        run(replications=20, chunk_size=4, keep_replicates=tmp_path / "r.zarr", engine=interrupted)
+        run(
+            replications=20,
+            chunk_size=4,
+            keep_replicates=tmp_path / "r.zarr",
+            engine=engine_with(interrupted),
+        )
     assert list(tmp_path.iterdir()) == []
 
 
-def test_nondeterministic_engine_is_caught():
-    def drifting(scenario, replicates, seed, reference=None):
-        ds = fake_simulate(scenario, replicates, seed)
-        return ds.assign(allocation=ds["allocation"] + replicates[0])
+def test_each_scenario_is_prepared_once_and_chunks_get_what_was_prepared():
+    """The deterministic path is computed once per scenario, in the caller, and every chunk
+    receives that same object (shipped to workers, never recomputed)."""
+    prepared, seen = [], []
 
-    with pytest.raises(RuntimeError, match="differ from chunk 0"):
-        run(replications=6, chunk_size=3, engine=drifting)
+    def prepare(scenario):
+        prepared.append(scenario.name)
+        return {"plan of": scenario.name}
+
+    def replicates(scenario, plan, start, stop, seed):
+        seen.append(plan["plan of"])
+        return fake_replicates(scenario, plan, start, stop, seed)
+
+    run(
+        [short("a"), short("b")],
+        replications=9,
+        chunk_size=2,
+        engine=engine_with(replicates, prepare),
+    )
+    assert prepared == ["a", "b"]
+    assert sorted(seen) == ["a"] * 5 + ["b"] * 5
 
 
 def short_toml(folder: Path) -> Path:
@@ -258,7 +292,6 @@ def test_identical_in_process_and_on_two_workers(tmp_path: Path, monkeypatch):
     """The acceptance test, on the real engine: in-process in one chunk vs a 2-worker local
     cluster in chunks of 9; 70 replicates, so quantiles go through the sketch."""
     pytest.importorskip("h5py")  # the packaged reference data is HDF5 (NetCDF4)
-    monkeypatch.undo()  # real provenance: the reference data is there
     path = short_toml(tmp_path)
     reference = experiment.run(path, 70, seed=11, chunk_size=70, progress=False)
     on_cluster = experiment.run(path, 70, seed=11, chunk_size=9, workers=2, progress=False)
@@ -292,7 +325,7 @@ def test_killed_worker_loses_no_chunk(tmp_path: Path, monkeypatch):
                 replications=24,
                 chunk_size=2,
                 scheduler=cluster.scheduler_address,
-                engine=slow_simulate,
+                engine=engine_with(slow_replicates),
             )
         finally:
             killer.join()
@@ -306,9 +339,8 @@ def test_killed_worker_loses_no_chunk(tmp_path: Path, monkeypatch):
 def test_real_engine_short_horizon(tmp_path: Path, monkeypatch):
     """The real engine through `run`: a TOML path, chunking-independent, exact means."""
     pytest.importorskip("h5py")  # the packaged reference data is HDF5 (NetCDF4)
-    from sim.engine import simulate
+    from sim.simulate import simulate
 
-    monkeypatch.undo()  # real provenance: the reference data is there
     path = short_toml(tmp_path)
     one = experiment.run(path, 6, seed=3, chunk_size=6, progress=False)
     other = experiment.run(path, 6, seed=3, chunk_size=4, progress=False)
@@ -337,9 +369,10 @@ def test_missing_optional_dask_is_one_clear_error_before_any_work(monkeypatch):
         experiment, "find_spec", lambda name: None if name == "distributed" else real(name)
     )
 
-    def engine_must_not_run(*args, **kwargs):
+    def must_not_run(*args, **kwargs):
         raise AssertionError("simulated before checking the optional dependency")
 
+    engine = experiment.Engine(must_not_run, must_not_run, must_not_run, must_not_run)
     scenario = Scenario(name="x", time={"base_year": 2024, "end_year": 2025})
     with pytest.raises(SpecsimError, match=r"--workers/--scheduler needs .*distributed"):
-        experiment.run(scenario, replications=2, seed=1, workers=2, engine=engine_must_not_run)
+        experiment.run(scenario, replications=2, seed=1, workers=2, engine=engine)

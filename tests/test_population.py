@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import simpy
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +15,6 @@ from hypothesis import strategies as st
 from sim.errors import ScenarioError
 from sim.population import (
     PopulationModel,
-    ageing,
     cohort_migration,
     migration_shares,
     population_path,
@@ -42,6 +40,11 @@ def scenario(mode: str = "cohort", base: int = 2024, end: int = 2043, **levers) 
         time=TimeConfig(base_year=base, end_year=end),
         population=PopulationConfig(mode=mode, **levers),
     )
+
+
+def _sections(sc: Scenario) -> tuple[PopulationConfig, TimeConfig]:
+    """What the population model reads: the `[population]` and `[time]` sections."""
+    return sc.population, sc.time
 
 
 def england(pop: xr.DataArray, youngest: int = 0) -> xr.DataArray:
@@ -104,7 +107,7 @@ def test_projection_mode_is_the_reference_data_exactly(reference: xr.Dataset, va
         time=TimeConfig(base_year=2020, end_year=2043),
         population=PopulationConfig(mode="projection", variant=variant),
     )
-    path = population_path(sc, reference)
+    path = population_path(*_sections(sc), reference)
     expected = reference["population_projection"].sel(variant=variant, year=slice(2020, 2043))
     assert path.dims == ("year", "icb", "sex", "age")
     assert path.dtype == np.float64
@@ -114,11 +117,13 @@ def test_projection_mode_is_the_reference_data_exactly(reference: xr.Dataset, va
 
 
 def test_variant_selects_its_own_data(reference: xr.Dataset) -> None:
-    high = population_path(scenario("projection", variant="high_migration"), reference)
-    low = population_path(scenario("projection", variant="low_migration"), reference)
+    high = population_path(*_sections(scenario("projection", variant="high_migration")), reference)
+    low = population_path(*_sections(scenario("projection", variant="low_migration")), reference)
     assert float(england(high).sel(year=2043)) > float(england(low).sel(year=2043)) + 4e6
     for mode in ("projection", "cohort"):
-        model = PopulationModel(scenario(mode, base=2030, variant="low_fertility"), reference)
+        model = PopulationModel(
+            *_sections(scenario(mode, base=2030, variant="low_fertility")), reference
+        )
         start = reference["population_projection"].sel(variant="low_fertility", year=2030)
         np.testing.assert_array_equal(
             model.current().values, start.transpose("icb", "sex", "age").values
@@ -134,7 +139,7 @@ def test_cohort_at_ons_assumptions_tracks_the_snpp(
     reference: xr.Dataset, base: int, variant: str
 ) -> None:
     """Calibrated so that, with neutral levers, each ICB follows the SNPP variant."""
-    path = population_path(scenario(base=base, end=2043, variant=variant), reference)
+    path = population_path(*_sections(scenario(base=base, end=2043, variant=variant)), reference)
     snpp = reference["population_projection"].sel(variant=variant, year=path["year"])
     for youngest in (0, 65, 85):
         assert worst_relative(england(path, youngest), england(snpp, youngest)) < 1e-9
@@ -144,7 +149,7 @@ def test_cohort_at_ons_assumptions_tracks_the_snpp(
 
 def test_cohort_at_ons_assumptions_tracks_the_npp_england(reference: xr.Dataset) -> None:
     """Against the national projection, published separately (measured worst 1.3e-5)."""
-    path = population_path(scenario(base=2018), reference)
+    path = population_path(*_sections(scenario(base=2018)), reference)
     npp = reference["npp_population"].sel(variant="principal", year=path["year"])
     for youngest in (0, 65, 85):
         assert worst_relative(england(path, youngest), england(npp, youngest)) < 1e-4
@@ -155,7 +160,7 @@ def test_zero_migration_matches_the_ons_zero_migration_variant(reference: xr.Dat
 
     Measured: total +0.018%, 65+ +0.003%, 85+ +0.018% in 2043 (from a 2018 base).
     """
-    path = population_path(scenario(base=2018, migration_multiplier=0.0), reference)
+    path = population_path(*_sections(scenario(base=2018, migration_multiplier=0.0)), reference)
     at_2043 = path.sel(year=2043)
     for label, youngest in (("total", 0), ("65+", 65), ("85+", 85)):
         ours = float(at_2043.sel(age=slice(youngest, None)).sum())
@@ -167,14 +172,14 @@ def test_zero_migration_matches_the_ons_zero_migration_variant(reference: xr.Dat
 
 @pytest.fixture(scope="module")
 def principal(reference: xr.Dataset) -> xr.DataArray:
-    return population_path(scenario(), reference)
+    return population_path(*_sections(scenario()), reference)
 
 
 def test_higher_mortality_means_fewer_old_people(
     reference: xr.Dataset, principal: xr.DataArray
 ) -> None:
-    worse = population_path(scenario(mortality_multiplier=1.3), reference)
-    better = population_path(scenario(extra_mortality_improvement=0.02), reference)
+    worse = population_path(*_sections(scenario(mortality_multiplier=1.3)), reference)
+    better = population_path(*_sections(scenario(extra_mortality_improvement=0.02)), reference)
     later = principal["year"] > 2024
     for youngest in (65, 85):
         base = england(principal, youngest)[later]
@@ -187,7 +192,7 @@ def test_higher_mortality_means_fewer_old_people(
 def test_fertility_changes_only_those_born_after_the_base_year(
     reference: xr.Dataset, principal: xr.DataArray
 ) -> None:
-    more = population_path(scenario(fertility_multiplier=1.2), reference).sel(year=2043)
+    more = population_path(*_sections(scenario(fertility_multiplier=1.2)), reference).sel(year=2043)
     base = principal.sel(year=2043)
     assert float(more.sel(age=slice(0, 18)).sum()) > 1.15 * float(base.sel(age=slice(0, 18)).sum())
     older = dict(age=slice(19, None))  # born before mid-2024
@@ -197,8 +202,8 @@ def test_fertility_changes_only_those_born_after_the_base_year(
 def test_migration_lever_moves_england_and_favours_london(
     reference: xr.Dataset, principal: xr.DataArray
 ) -> None:
-    none = population_path(scenario(migration_multiplier=0.0), reference)
-    double = population_path(scenario(migration_multiplier=2.0), reference)
+    none = population_path(*_sections(scenario(migration_multiplier=0.0)), reference)
+    double = population_path(*_sections(scenario(migration_multiplier=2.0)), reference)
     assert (england(none)[1:] < england(principal)[1:]).all()
     assert (england(double)[1:] > england(principal)[1:]).all()
     gain = (double - principal).sel(year=2043).sum(["sex", "age"])
@@ -216,7 +221,7 @@ def test_migration_shares_are_shares(reference: xr.Dataset) -> None:
 
 
 def test_icb_fertility_differentials_are_realistic(reference: xr.Dataset) -> None:
-    rates = PopulationModel(scenario(), reference).rates
+    rates = PopulationModel(*_sections(scenario()), reference).rates
     assert rates is not None
     assert rates.fertility_diff.min() > 0.75 and rates.fertility_diff.max() < 1.3
     np.testing.assert_allclose(rates.sex_share.sum(-1), 1.0)
@@ -239,17 +244,15 @@ def test_population_is_never_negative(
     improvement: float,
     variant: str,
 ) -> None:
-    path = population_path(
-        scenario(
-            base=2018,
-            variant=variant,
-            mortality_multiplier=mortality,
-            fertility_multiplier=fertility,
-            migration_multiplier=migration,
-            extra_mortality_improvement=improvement,
-        ),
-        reference,
+    sc = scenario(
+        base=2018,
+        variant=variant,
+        mortality_multiplier=mortality,
+        fertility_multiplier=fertility,
+        migration_multiplier=migration,
+        extra_mortality_improvement=improvement,
     )
+    path = population_path(*_sections(sc), reference)
     assert np.isfinite(path.values).all()
     assert (path.values >= 0).all()
 
@@ -264,7 +267,7 @@ def test_levers_without_the_cohort_model_are_refused() -> None:
 
 
 def test_model_steps_and_returns_fresh_arrays(reference: xr.Dataset) -> None:
-    model = PopulationModel(scenario(base=2024, end=2026), reference)
+    model = PopulationModel(*_sections(scenario(base=2024, end=2026)), reference)
     first = model.current()
     assert first.dims == ("icb", "sex", "age") and first.sizes["icb"] == 42
     assert first.attrs["units"] == "persons"
@@ -277,26 +280,8 @@ def test_model_steps_and_returns_fresh_arrays(reference: xr.Dataset) -> None:
 def test_years_outside_the_data_are_a_scenario_error(reference: xr.Dataset) -> None:
     short = reference.sel(year=slice(2018, 2030))
     with pytest.raises(ScenarioError, match="time.end_year") as caught:
-        PopulationModel(scenario(end=2035), short)
+        PopulationModel(*_sections(scenario(end=2035)), short)
     assert caught.value.field == "time.end_year" and caught.value.path is None
-    model = PopulationModel(scenario("projection", base=2043, end=2043), reference)
+    model = PopulationModel(*_sections(scenario("projection", base=2043, end=2043)), reference)
     with pytest.raises(ScenarioError, match="time.end_year"):
         model.advance()
-
-
-# ------------------------------------------------------------------ the SimPy process
-
-
-@pytest.mark.parametrize("mode", ["projection", "cohort"])
-def test_ageing_fires_each_april(reference: xr.Dataset, mode: str) -> None:
-    sc = scenario(mode, base=2024, end=2030)
-    env = simpy.Environment()
-    seen: list[tuple[float, int, xr.DataArray]] = []
-    model = PopulationModel(sc, reference)
-    env.process(ageing(env, model, lambda year, pop: seen.append((env.now, year, pop))))
-    env.run(until=200)
-    assert [t for t, _, _ in seen] == [0, 12, 24, 36, 48, 60, 72]
-    assert [y for _, y, _ in seen] == list(range(2024, 2031))
-    path = population_path(sc, reference)
-    for _, year, pop in seen:
-        np.testing.assert_allclose(pop.values, path.sel(year=year).values, rtol=1e-12)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim import results
+from sim.outputs import schema
 from sim.results import QuantileSketch, RunningMoments
 from sim.scenario import Scenario, TimeConfig
 
@@ -79,27 +80,25 @@ def scenario() -> Scenario:
 def small_dataset() -> xr.Dataset:
     years = [2024, 2025]
     icbs = ["E54000008", "E54000010"]
+    described = schema()
+
+    def variable(name: str, values: np.ndarray, **extra) -> tuple:
+        return (described[name].full_dims, values, {**described[name].attrs, **extra})
+
     return xr.Dataset(
         {
-            "allocation": (
-                ("year", "icb"),
-                np.array([[100.0, 200.0], [110.0, 220.0]]) * 1e6,
-                {"units": "GBP", "long_name": "delegated allocation"},
-            ),
-            "envelope": (("year",), [900e6, 950e6], {"units": "GBP", "long_name": "envelope"}),
-            "spend_mean": (
-                ("year", "icb", "portfolio"),
-                np.arange(8.0).reshape(2, 2, 2) * 1e6,
-                {"units": "GBP", "long_name": "mean spend", "flag": True},
-            ),
+            "allocation": variable("allocation", np.array([[100.0, 200.0], [110.0, 220.0]]) * 1e6),
+            "envelope": variable("envelope", np.array([900e6, 950e6])),
+            "spend_mean": variable("spend_mean", np.arange(8.0).reshape(2, 2, 2) * 1e6, flag=True),
         },
         coords={"year": years, "icb": icbs, "portfolio": ["delegated", "retained"]},
     )
 
 
-def test_finalise_provenance_round_trips_netcdf(tmp_path, monkeypatch):
-    monkeypatch.setattr(results, "_data_provenance", lambda: ("test-data-1", "ONS; NHSE"))
-    ds = results.finalise(small_dataset(), scenario(), seed=11, replications=5)
+def test_finalise_provenance_round_trips_netcdf(tmp_path):
+    ds = results.finalise(
+        small_dataset(), scenario(), seed=11, replications=5, data=("test-data-1", "ONS; NHSE")
+    )
     assert ds.attrs["seed"] == 11 and ds.attrs["replications"] == 5
     assert ds.attrs["scenario_name"] == "unit"
     assert ds.attrs["data_version"] == "test-data-1" and ds.attrs["sources"] == "ONS; NHSE"
@@ -111,12 +110,16 @@ def test_finalise_provenance_round_trips_netcdf(tmp_path, monkeypatch):
     assert back.attrs["scenario_sha256"] == ds.attrs["scenario_sha256"]
 
 
-def test_finalise_rejects_variables_without_units(monkeypatch):
-    monkeypatch.setattr(results, "_data_provenance", lambda: ("v", "s"))
-    ds = small_dataset()
-    ds["allocation"].attrs.pop("units")
-    with pytest.raises(ValueError, match="allocation"):
-        results.finalise(ds, scenario(), seed=1, replications=1)
+def test_finalise_rejects_variables_the_schema_does_not_describe():
+    """Missing units, other dims, or a name the schema does not know: refused."""
+    no_units = small_dataset()
+    no_units["allocation"].attrs.pop("units")
+    other_dims = small_dataset()
+    other_dims["allocation"] = other_dims["allocation"].transpose("icb", "year")
+    unknown = small_dataset().assign(mystery=small_dataset()["envelope"])
+    for ds, name in ((no_units, "allocation"), (other_dims, "allocation"), (unknown, "mystery")):
+        with pytest.raises(ValueError, match=name):
+            results.finalise(ds, scenario(), seed=1, replications=1, data=("v", "s"))
 
 
 def test_sketch_cell_with_missing_values_is_nan_and_others_unaffected():

@@ -315,4 +315,6 @@ def test_further_problems_are_counted_not_listed(tmp_path, extends_baseline):
 def test_dict_scenario_errors_have_no_file(extends_baseline):
     with pytest.raises(ScenarioError) as info:
         Scenario.from_dict({"name": "x", "run": {"seed": -1}})
-    assert str(info.value) == "<scenario>: run.seed: must be >= 0 (got -1)"
+    assert (
+        str(info.value) == "<scenario>: run.seed: must be >= 0 and <= 9223372036854775807 (got -1)"
+    )

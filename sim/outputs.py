@@ -1,0 +1,356 @@
+"""The schema of every result variable, and the assembly of results from the calendar.
+
+Why one table: names, dimensions, units and long names used to live in five places. Here
+each variable is declared once, with what kind it is (`deterministic`: the same in every
+replicate; `replicate`: one value per replicate; `summary`: over replicates) and how its
+yearly values are read from the calendar's books. The engine's results, the summaries'
+names (`summary_variables`), the per-replicate Zarr store, the test fakes and the variable
+list in docs/architecture.md (`markdown_table`, checked by a test) all come from it.
+A new result variable is one entry here (plus tests and docs).
+
+Before an ICB merger, each year's values are carried onto the footprint of the last year:
+money, patients and population are summed along `merger_share`, ratios (need index,
+distance from target, overspend fractions) are recomputed from the carried sums, and a
+service counts as delegated where most of the merged ICB's population held it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import xarray as xr
+
+from sim.allocation import ROUND_ATTRS
+from sim.footprint import Footprint
+
+if TYPE_CHECKING:
+    from sim.engine import Books, Calendar
+
+Kind = Literal["deterministic", "replicate", "summary"]
+QUANTILES = (0.05, 0.5, 0.95)
+POOLING = ("before", "after")
+PORTFOLIOS = ("delegated", "retained")
+RISK_THRESHOLDS = {"p_overspend_1pct": 0.01, "p_overspend_5pct": 0.05}
+
+
+class YearView:
+    """One year's books as the schema reads them, on the final footprint.
+
+    `row` holds the values of variables already read this year (in table order), so a
+    variable can be derived from earlier ones.
+    """
+
+    def __init__(self, books: Books, final: Footprint) -> None:
+        self.books = books
+        self.plan = books.plan
+        self.round = books.plan.round
+        self.final = final
+        self.same = books.plan.footprint is final
+        self.row: dict[str, np.ndarray] = {}
+
+    def carried(self, values: np.ndarray, axis: int = 0) -> np.ndarray:
+        """Counts or money on the year's footprint (ICBs along `axis`), on the final one."""
+        return values if self.same else self.final.counts(values, axis)
+
+    def money(self, values: np.ndarray) -> np.ndarray:
+        return values if self.same else self.final.counts(values.astype(float))
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    return np.where(values > 0, values, np.nan)
+
+
+def _need_index(v: YearView) -> np.ndarray:
+    if v.same:
+        return v.round.need_index
+    return v.row["weighted_population"] / v.row["population"].sum(axis=(1, 2))
+
+
+def _distance(v: YearView) -> np.ndarray:
+    if v.same:
+        return v.round.distance_from_target
+    old = v.round.notional_allocation / (1.0 + v.round.distance_from_target)
+    return v.row["notional_allocation"] / v.final.counts(old) - 1.0
+
+
+def _population(v: YearView) -> np.ndarray:
+    pop = v.plan.population
+    if v.final.identity:
+        return pop
+    return v.final.counts(pop)
+
+
+def _delegated(v: YearView) -> np.ndarray:
+    if v.same:
+        return v.plan.delegated
+    return v.final.counts(v.plan.delegated.astype(float)) > 0.5
+
+
+def _expected_spend(v: YearView) -> np.ndarray:
+    from sim.engine import by_portfolio
+
+    return v.carried(by_portfolio(v.books.expected, v.plan.delegated))
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One result variable: name, dims (after `year`, `replicate` first if per replicate),
+    units, long name, kind, and how a year's values are read (None for summaries)."""
+
+    name: str
+    dims: tuple[str, ...]
+    units: str
+    long_name: str
+    kind: Kind
+    read: Callable[[YearView], np.ndarray] | None = None
+    needs: tuple[str, ...] = ()
+    """Variables `read` takes from `YearView.row` (read first, in table order)."""
+    internal: bool = False
+    """Read for others to use, not written to results."""
+
+    @property
+    def full_dims(self) -> tuple[str, ...]:
+        if self.kind == "replicate":
+            return ("replicate", "year", *self.dims)
+        return ("year", *self.dims) if self.kind == "deterministic" else self.dims
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        return {"units": self.units, "long_name": self.long_name}
+
+
+def _round(
+    name: str, dims: tuple[str, ...], read: Callable[[YearView], np.ndarray], needs: tuple = ()
+) -> Variable:
+    units, long_name = ROUND_ATTRS[name]
+    return Variable(name, dims, units, long_name, "deterministic", read, needs)
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "population",
+        ("icb", "sex", "age"),
+        "persons",
+        "resident population by ICB, sex and single year of age",
+        "deterministic",
+        _population,
+    ),
+    _round("weighted_population", ("icb",), lambda v: v.carried(v.round.weighted_population)),
+    _round("need_index", ("icb",), _need_index, ("weighted_population", "population")),
+    _round("target_share", ("icb",), lambda v: v.carried(v.round.target_share)),
+    _round("envelope", (), lambda v: v.round.envelope),
+    _round("development_fund", (), lambda v: v.round.development_fund),
+    _round("retained_budget", (), lambda v: v.round.retained_budget),
+    _round("allocation", ("icb",), lambda v: v.money(v.round.allocation)),
+    _round("target_allocation", ("icb",), lambda v: v.money(v.round.target_allocation)),
+    _round("notional_allocation", ("icb",), lambda v: v.carried(v.round.notional_allocation)),
+    _round("distance_from_target", ("icb",), _distance, ("notional_allocation",)),
+    Variable(
+        "delegated",
+        ("icb", "service"),
+        "1",
+        "service delegated to the ICB in that year",
+        "deterministic",
+        _delegated,
+    ),
+    Variable(
+        "expected_spend",
+        ("icb", "portfolio"),
+        "GBP",
+        "expected spend by ICB of residence and portfolio",
+        "deterministic",
+        _expected_spend,
+    ),
+    Variable(
+        "budget",
+        ("icb", "portfolio"),
+        "GBP",
+        "delegated allocation and notional retained budget per ICB",
+        "deterministic",
+        lambda v: v.carried(v.books.budget),
+    ),
+    Variable(
+        "spend",
+        ("icb", "portfolio"),
+        "GBP",
+        "spend on the ICB's residents by portfolio",
+        "replicate",
+        lambda v: v.carried(v.books.spend, 1),
+    ),
+    Variable(
+        "patients",
+        ("icb", "portfolio"),
+        "patients",
+        "patients treated, by ICB of residence and portfolio",
+        "replicate",
+        lambda v: v.carried(v.books.patients, 1),
+    ),
+    Variable(
+        "variance_to_budget",
+        ("icb", "portfolio"),
+        "GBP",
+        "spend minus budget (delegated: allocation; retained: notional)",
+        "replicate",
+        lambda v: v.carried(v.books.variance, 1),
+    ),
+    Variable(
+        "carried_variance",
+        ("icb",),
+        "GBP",
+        "delegated variance the ICB carries after the risk pool",
+        "replicate",
+        lambda v: v.carried(v.books.carried, 1),
+        internal=True,
+    ),
+    Variable(
+        "overspend_before_pooling",
+        ("icb",),
+        "1",
+        "delegated overspend as a fraction of the allocation",
+        "replicate",
+        lambda v: v.row["variance_to_budget"][..., 0] / _positive(v.row["budget"][:, 0]),
+        needs=("variance_to_budget", "budget"),
+    ),
+    Variable(
+        "overspend_after_pooling",
+        ("icb",),
+        "1",
+        "delegated overspend after the risk-pool rule, as a fraction of the allocation",
+        "replicate",
+        lambda v: v.row["carried_variance"] / _positive(v.row["budget"][:, 0]),
+        needs=("carried_variance", "budget"),
+    ),
+)
+"""Every variable the engine records, in the order they are read each year."""
+
+
+def risk_variables() -> tuple[Variable, ...]:
+    """The overspend risk metrics over replicates (`sim.results.Summariser`)."""
+    dims = ("pooling", "year", "icb")
+    out = [
+        Variable(
+            name,
+            dims,
+            "1",
+            f"probability that delegated overspend exceeds {share:.0%} "
+            "of the ICB's delegated allocation",
+            "summary",
+        )
+        for name, share in RISK_THRESHOLDS.items()
+    ]
+    out.append(
+        Variable(
+            "expected_shortfall",
+            dims,
+            "GBP",
+            "mean over replicates of max(delegated overspend, 0)",
+            "summary",
+        )
+    )
+    return tuple(out)
+
+
+def summary_variables() -> tuple[Variable, ...]:
+    """What a results file holds besides the deterministic variables: for each replicate
+    variable X, `X_mean`, `X_std` and `X_quantile`, then the risk metrics."""
+    out = []
+    for var in VARIABLES:
+        if var.kind != "replicate" or var.internal:
+            continue
+        dims = ("year", *var.dims)
+        out += [
+            Variable(
+                f"{var.name}_mean",
+                dims,
+                var.units,
+                f"{var.long_name}: mean over replicates",
+                "summary",
+            ),
+            Variable(
+                f"{var.name}_std",
+                dims,
+                var.units,
+                f"{var.long_name}: standard deviation over replicates (ddof=1)",
+                "summary",
+            ),
+            Variable(
+                f"{var.name}_quantile",
+                ("quantile", *dims),
+                var.units,
+                f"{var.long_name}: quantiles over replicates",
+                "summary",
+            ),
+        ]
+    return (*out, *risk_variables())
+
+
+def schema() -> dict[str, Variable]:
+    """Every variable a results file can hold, by name (internal ones excluded)."""
+    everything = [v for v in VARIABLES if not v.internal] + list(summary_variables())
+    return {v.name: v for v in everything}
+
+
+def markdown_table() -> str:
+    """The variable list of docs/architecture.md (a test keeps the two identical)."""
+    lines = ["| variable | dims | units | kind | meaning |", "|---|---|---|---|---|"]
+    for var in schema().values():
+        dims = ", ".join(var.full_dims)
+        lines.append(f"| `{var.name}` | {dims} | {var.units} | {var.kind} | {var.long_name} |")
+    return "\n".join(lines)
+
+
+# --- assembly ------------------------------------------------------------------------------
+
+
+def assemble(
+    calendar: Calendar, kinds: tuple[Kind, ...] = ("deterministic", "replicate")
+) -> xr.Dataset:
+    """The results of a calendar run as a Dataset on the last year's footprint.
+
+    `kinds` picks the deterministic variables, the per-replicate ones, or both. Attrs carry
+    the schema's units and long names, and the deterministic part the new-treatment log.
+    """
+    plans = calendar.plan.years
+    final = plans[-1].footprint
+    wanted = [v for v in VARIABLES if v.kind in kinds]
+    needed = _with_inputs(wanted)
+    columns: dict[str, list[np.ndarray]] = {v.name: [] for v in needed}
+    for plan in plans:
+        view = YearView(calendar.books[plan.year], final)
+        for var in needed:
+            view.row[var.name] = var.read(view)
+            columns[var.name].append(view.row[var.name])
+    coords = {
+        "year": np.array(calendar.years, dtype=np.int64),
+        "icb": final.codes,
+        "portfolio": np.array(PORTFOLIOS),
+        "service": calendar.plan.services,
+        "sex": calendar.plan.sex,
+        "age": calendar.plan.age,
+    }
+    if "replicate" in kinds:
+        coords["replicate"] = calendar.replicates
+    data = {}
+    for var in wanted:
+        if var.internal:
+            continue
+        values = np.stack(columns[var.name])
+        if var.kind == "replicate":
+            values = np.moveaxis(values, 0, 1)
+        data[var.name] = (var.full_dims, values, var.attrs)
+    ds = final.label(xr.Dataset(data, coords=coords))
+    if "deterministic" in kinds:
+        ds.attrs["new_treatments"] = json.dumps(calendar.treatments.funded)
+    return ds
+
+
+def _with_inputs(wanted: list[Variable]) -> list[Variable]:
+    """`wanted` plus the variables they are derived from, in table order."""
+    names = {v.name for v in wanted}
+    for var in wanted:
+        names |= set(var.needs)
+    return [v for v in VARIABLES if v.name in names]

@@ -1,0 +1,401 @@
+"""The deterministic path of a scenario: what each April decides, the same for every replicate.
+
+Why a separate, cached path: the population, the footprint, the delegation status, the
+allocation round and the expected patients of every year depend only on the scenario and
+the reference data, never on a replicate's draws. They are computed once per scenario
+(about 30 ms for 20 years of full England), cached by content (`PlanCache`), shared by
+every scenario of a run that has the same sections, shipped to Dask workers with the
+tasks, and optionally kept on disk. The SimPy calendar (`sim.engine`) then reads a year's
+plan each April.
+
+Cache keys hash exactly the scenario sections a result depends on, the bytes of the
+packaged data and the source of the modules that compute it:
+- the allocation path: time, population, envelope, allocation, convergence, delegation,
+  mergers;
+- the demand plan: those plus `[demand]` (but not `stochastic` or `draw_period`, which only
+  change how draws are made).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sim.allocation import (
+    Round,
+    allocation_round,
+    carry_state,
+    formula_inputs,
+    round_dataset,
+)
+from sim.convergence import FloorNotFundable
+from sim.delegation import delegation_masks
+from sim.demand import build_demand
+from sim.draws import CostModel
+from sim.envelope import national_envelope
+from sim.errors import ScenarioError
+from sim.footprint import Footprint, footprint_year
+from sim.market_forces import market_forces_index
+from sim.population import population_path
+from sim.years import financial_year
+
+if TYPE_CHECKING:
+    from sim.reference import ReferenceData
+    from sim.scenario import DemandConfig, Scenario
+
+ALLOCATION_SECTIONS = (
+    "time",
+    "population",
+    "envelope",
+    "allocation",
+    "convergence",
+    "delegation",
+    "mergers",
+)
+RUN_ONLY_DEMAND = ("stochastic", "draw_period")
+
+
+@dataclass(frozen=True, eq=False)
+class YearPlan:
+    """What April decides for one financial year (arrays on that year's footprint)."""
+
+    year: int
+    footprint: Footprint
+    population: np.ndarray
+    """(icb23, sex, age) resident population at mid-year, on the 2023 footprint."""
+    delegated: np.ndarray
+    """(icb, service) bool: services whose budget the ICB holds."""
+    round: Round
+    patients: np.ndarray | None = None
+    """(icb, service) expected patients in the year, before new treatments."""
+    cost_index: np.ndarray | None = None
+    """(icb, service) area cost index of ordinary cases (market forces)."""
+
+
+@dataclass(frozen=True, eq=False)
+class ScenarioPlan:
+    """A scenario's whole deterministic path and what the calendar needs besides."""
+
+    key: str
+    years: tuple[YearPlan, ...]
+    services: np.ndarray
+    costs: CostModel
+    pipeline: pd.DataFrame
+    sex: np.ndarray
+    age: np.ndarray
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the source of every module the plan depends on: a code change is a new key."""
+    import sim
+
+    folder = Path(sim.__file__).parent
+    digest = hashlib.sha256(sim.__version__.encode())
+    for path in sorted(folder.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _key(data: ReferenceData, sections: dict[str, Any], what: str) -> str:
+    text = json.dumps(sections, sort_keys=True, default=str)
+    raw = f"{what}|{text}|{data.fingerprint}|{code_fingerprint()}"
+    return f"{what}-{hashlib.sha256(raw.encode()).hexdigest()[:24]}"
+
+
+def allocation_key(scenario: Scenario, data: ReferenceData) -> str:
+    """Content key of the allocation path: exactly the sections it reads."""
+    sections = {
+        name: getattr(scenario, name).model_dump(mode="json") for name in ALLOCATION_SECTIONS
+    }
+    return _key(data, sections, "allocation")
+
+
+def plan_key(scenario: Scenario, data: ReferenceData) -> str:
+    """Content key of the whole plan: the allocation path's sections plus `[demand]`."""
+    demand = scenario.demand.model_dump(mode="json", exclude=set(RUN_ONLY_DEMAND))
+    sections = {"allocation": allocation_key(scenario, data), "demand": demand}
+    return _key(data, sections, "plan")
+
+
+# --- the cache -----------------------------------------------------------------------------
+
+
+class PlanCache:
+    """Content-keyed plans: in memory for a run, optionally on disk across runs.
+
+    On disk each plan is one `.npz` file of plain arrays (never pickles: a cache folder
+    is user-writable), written under a temporary name and renamed into place, so
+    concurrent runs never read a half-written file; an unreadable file is recomputed.
+    """
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self._memory: dict[str, Any] = {}
+
+    def get(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key in self._memory:
+            return self._memory[key]
+        value = None
+        if self.directory is not None and key.startswith("plan-"):
+            value = self._read(key)
+        if value is None:
+            value = compute()
+            if self.directory is not None and key.startswith("plan-"):
+                self._write(key, value)
+        self._memory[key] = value
+        return value
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{key}.npz"
+
+    def _write(self, key: str, plan: ScenarioPlan) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        arrays = plan_arrays(plan)
+        handle, temporary = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, **arrays)
+            os.replace(temporary, self._path(key))
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+
+    def _read(self, key: str) -> ScenarioPlan | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return {name: stored[name] for name in stored.files}  # type: ignore[return-value]
+        except (OSError, ValueError, KeyError):
+            return None  # damaged: recompute and overwrite
+
+
+# --- computing a plan ----------------------------------------------------------------------
+
+
+def _floor_error(year: int, floor: float, detail: str) -> ScenarioError:
+    return ScenarioError(
+        None,
+        "convergence.floor_growth",
+        f"{financial_year(year)}: the envelope cannot give every ICB the {floor:.1%} minimum "
+        f"growth ({detail}); lower the floor or raise the envelope growth",
+    )
+
+
+def allocation_path(
+    scenario: Scenario, data: ReferenceData, cache: PlanCache | None = None
+) -> tuple[YearPlan, ...]:
+    """Population, footprint, delegation and allocation round of every year (no demand)."""
+    if cache is not None:
+        key = allocation_key(scenario, data)
+        return cache.get(key, lambda: allocation_path(scenario, data))
+    time, mergers = scenario.time, scenario.mergers
+    years = list(range(time.base_year, time.end_year + 1))
+    people = population_path(scenario.population, time, data.dataset).values
+    envelope = national_envelope(scenario.envelope, time.base_year, [years[0] - 1, *years])
+    share = scenario.envelope.development_fund_share
+    footprints = data.footprints
+    masks: dict[int, np.ndarray] = {}
+    inputs: dict[int, Any] = {}
+    out: list[YearPlan] = []
+    for k, year in enumerate(years):
+        name = footprint_year(year, mergers.enabled, mergers.year, time.base_year)
+        fp = footprints[name]
+        if name not in masks:
+            masks[name] = delegation_masks(scenario.delegation, data.services, fp.table, years)
+            inputs[name] = formula_inputs(fp, data, scenario.allocation.population_base)
+        previous = None
+        if out:
+            last = out[-1]
+            previous = carry_state(last.round, scenario.allocation.formula, last.footprint, fp)
+        try:
+            round_ = allocation_round(
+                year,
+                fp.counts(people[k]),
+                masks[name][k],
+                previous,
+                (envelope[k], envelope[k + 1]),
+                share,
+                scenario.allocation,
+                scenario.convergence,
+                inputs[name],
+                data.services,
+            )
+        except FloorNotFundable as error:
+            raise _floor_error(year, scenario.convergence.floor_growth, str(error)) from None
+        out.append(YearPlan(year, fp, people[k], masks[name][k], round_))
+    return tuple(out)
+
+
+def plan_scenario(
+    scenario: Scenario, data: ReferenceData, cache: PlanCache | None = None
+) -> ScenarioPlan:
+    """The scenario's deterministic path with expected patients and costs (cached)."""
+    cache = cache if cache is not None else PlanCache()
+    key = plan_key(scenario, data)
+    value = cache.get(key, lambda: _plan(scenario, data, cache, key))
+    if isinstance(value, dict):  # read back from disk as arrays
+        value = plan_from_arrays(value, scenario, data, key)
+        cache._memory[key] = value
+    return value
+
+
+def _plan(scenario: Scenario, data: ReferenceData, cache: PlanCache, key: str) -> ScenarioPlan:
+    profiles = data.service_profiles
+    area_cost = market_forces_index(data.icbs[2023]["region_name"].to_numpy(), data.registered)
+    return with_demand(
+        key,
+        allocation_path(scenario, data, cache),
+        scenario.demand,
+        data.services,
+        profiles.profiles,
+        profiles.index,
+        data.dataset["imd_score"].values,
+        area_cost,
+        data.pipeline,
+        data.dataset["sex"].values,
+        data.dataset["age"].values,
+    )
+
+
+def with_demand(
+    key: str,
+    years: tuple[YearPlan, ...],
+    config: DemandConfig,
+    services: pd.DataFrame,
+    profiles: np.ndarray,
+    profile_index: np.ndarray,
+    imd_score: np.ndarray,
+    area_cost: np.ndarray,
+    pipeline: pd.DataFrame,
+    sex: np.ndarray,
+    age: np.ndarray,
+) -> ScenarioPlan:
+    """Complete an allocation path with each year's expected patients and area costs.
+
+    Demand is calibrated on the first year's population (`sim.demand.build_demand`); the
+    2023-footprint values move onto each year's footprint. Also the seam engine tests use
+    to run the calendar on a small synthetic England.
+    """
+    demand = build_demand(
+        config,
+        services,
+        profiles,
+        profile_index,
+        imd_score,
+        years[0].population,
+        years[0].year,
+        area_cost,
+    )
+    planned = []
+    for year in years:
+        patients23 = demand.annual_patients(year.population, year.year)
+        fp = year.footprint
+        patients = fp.counts(patients23)
+        priced = fp.counts(patients23 * demand.cost_index)
+        cost_index = np.divide(priced, patients, out=np.ones_like(priced), where=patients > 0)
+        planned.append(dataclasses.replace(year, patients=patients, cost_index=cost_index))
+    return ScenarioPlan(
+        key=key,
+        years=tuple(planned),
+        services=services["service_id"].astype(str).to_numpy(),
+        costs=demand.costs,
+        pipeline=pipeline,
+        sex=sex,
+        age=age,
+    )
+
+
+# --- plain arrays (disk cache) -------------------------------------------------------------
+
+ROUND_FIELDS = tuple(field.name for field in dataclasses.fields(Round))
+YEAR_ARRAYS = ("population", "delegated", "patients", "cost_index")
+
+
+def plan_arrays(plan: ScenarioPlan) -> dict[str, np.ndarray]:
+    """A plan as named plain arrays (years stacked), for `np.savez`."""
+    out: dict[str, np.ndarray] = {
+        "year": np.array([y.year for y in plan.years]),
+        "footprint": np.array([y.footprint.name for y in plan.years]),
+    }
+    for k, year in enumerate(plan.years):
+        for name in YEAR_ARRAYS:
+            out[f"{name}_{k}"] = getattr(year, name)
+        for name in ROUND_FIELDS:
+            out[f"round_{name}_{k}"] = np.asarray(getattr(year.round, name))
+    return out
+
+
+def plan_from_arrays(
+    arrays: dict[str, np.ndarray], scenario: Scenario, data: ReferenceData, key: str
+) -> ScenarioPlan:
+    """The inverse of `plan_arrays` (footprints, catalogue and pipeline from `data`)."""
+    years = []
+    for k, (year, name) in enumerate(zip(arrays["year"], arrays["footprint"], strict=True)):
+        fields = {f: arrays[f"round_{f}_{k}"] for f in ROUND_FIELDS}
+        round_ = Round(**{f: v[()] if v.ndim == 0 else v for f, v in fields.items()})
+        years.append(
+            YearPlan(
+                int(year),
+                data.footprints[int(name)],
+                round=round_,
+                **{field: arrays[f"{field}_{k}"] for field in YEAR_ARRAYS},
+            )
+        )
+    return ScenarioPlan(
+        key=key,
+        years=tuple(years),
+        services=data.services["service_id"].astype(str).to_numpy(),
+        costs=CostModel.from_catalogue(data.services, scenario.demand.high_cost_cases),
+        pipeline=data.pipeline,
+        sex=data.dataset["sex"].values,
+        age=data.dataset["age"].values,
+    )
+
+
+# --- a labelled allocation path (goldens, analysts) ----------------------------------------
+
+
+def allocation_dataset(scenario: Scenario, data: ReferenceData) -> xr.Dataset:
+    """The allocation rounds of every year as one Dataset (`allocation_totals` reads it).
+
+    With an ICB merger, the `icb` dimension is the union of both footprints and variables
+    are NaN for ICBs that do not exist in a year; `delegated` (year, icb, service) is added.
+    """
+    years = allocation_path(scenario, data)
+    services = data.services["service_id"].astype(str).to_numpy()
+    rounds, statuses = [], []
+    for year in years:
+        rounds.append(round_dataset(year.round, year.footprint).assign_coords(year=year.year))
+        statuses.append(
+            xr.DataArray(
+                year.delegated,
+                dims=("icb", "service"),
+                coords={"icb": year.footprint.codes, "service": services},
+            )
+        )
+    out = xr.concat(rounds, dim="year", join="outer", coords="minimal", compat="override")
+    delegated = xr.concat(statuses, dim="year", join="outer", fill_value=False)
+    out["delegated"] = delegated.assign_coords(year=out["year"]).assign_attrs(
+        units="1", long_name="service delegated to the ICB (True) or retained"
+    )
+    tables = pd.concat([fp.table for fp in {y.footprint for y in years}]).drop_duplicates("icb")
+    names = tables.set_index("icb").loc[out["icb"].values]
+    return out.assign_coords({c: ("icb", names[c].to_numpy()) for c in ("icb_name", "region_name")})

@@ -1,0 +1,117 @@
+"""Year-end settlement: who carries an ICB's over- or underspend of its delegated budget.
+
+Why a registry: risk-sharing rules are policy questions analysts want to try side by side.
+Each rule is one function registered under its scenario name with the parameters it reads;
+the scenario schema (`[settlement]`) is assembled from this registry, so a new rule is one
+function here (plus its tests and docs), and `settlement.risk_pool` accepts exactly the
+registered names.
+
+A rule takes the delegated variance (spend - allocation) of every replicate and ICB and
+returns what each ICB still carries after the pool. Rules that share money among ICBs
+conserve the total exactly (up to float rounding); `nhse_absorbs` does not, by design:
+NHS England pays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+from pydantic.fields import FieldInfo
+
+
+@dataclass(frozen=True)
+class PoolInputs:
+    """One year's delegated outcome, (replicate, icb) unless noted."""
+
+    variance: np.ndarray
+    """spend - allocation, GBP."""
+    hc_excess: np.ndarray
+    """the part of each very-high-cost case above the threshold, summed per ICB, GBP."""
+    allocation: np.ndarray
+    """(icb,) delegated allocation, GBP."""
+    region: np.ndarray
+    """(icb,) NHS region code."""
+
+
+Rule = Callable[[PoolInputs, Any], np.ndarray]
+"""(inputs, the scenario's `[settlement]` section) -> variance each ICB carries."""
+
+
+@dataclass(frozen=True)
+class RiskPool:
+    """A registered rule and the scenario fields (name -> pydantic Field) it reads."""
+
+    name: str
+    rule: Rule
+    parameters: dict[str, FieldInfo] = field(default_factory=dict)
+    summary: str = ""
+
+
+RISK_POOLS: dict[str, RiskPool] = {}
+
+
+def risk_pool(name: str, **parameters: FieldInfo) -> Callable[[Rule], Rule]:
+    """Register `rule` as `settlement.risk_pool = name`, declaring its scenario parameters."""
+
+    def register(rule: Rule) -> Rule:
+        summary = (rule.__doc__ or "").strip().splitlines()[0]
+        RISK_POOLS[name] = RiskPool(name, rule, parameters, summary)
+        return rule
+
+    return register
+
+
+def _shares(weights: np.ndarray) -> np.ndarray | float:
+    total = weights.sum()
+    return weights / total if total > 0 else 0.0
+
+
+@risk_pool("none")
+def keep_own(inputs: PoolInputs, config: Any) -> np.ndarray:
+    """Each ICB carries all of its own over- or underspend."""
+    return inputs.variance.copy()
+
+
+@risk_pool(
+    "regional",
+    regional_pool_share=Field(
+        0.5, ge=0.0, le=1.0, description="share of each ICB's variance put into its region's pool"
+    ),
+)
+def regional(inputs: PoolInputs, config: Any) -> np.ndarray:
+    """A share of every ICB's variance is pooled in its region and shared by allocation."""
+    share = config.regional_pool_share
+    out = (1.0 - share) * inputs.variance
+    for region in np.unique(inputs.region):
+        members = inputs.region == region
+        weight = _shares(inputs.allocation[members])
+        out[:, members] += share * inputs.variance[:, members].sum(axis=1, keepdims=True) * weight
+    return out
+
+
+@risk_pool("national_high_cost")
+def national_high_cost(inputs: PoolInputs, config: Any) -> np.ndarray:
+    """A national pool pays each case's cost above the threshold, funded by allocation."""
+    weight = _shares(inputs.allocation)
+    pooled = inputs.hc_excess.sum(axis=1, keepdims=True) * weight
+    return inputs.variance - inputs.hc_excess + pooled
+
+
+@risk_pool(
+    "nhse_absorbs",
+    nhse_absorbs_above=Field(
+        0.05, ge=0.0, le=1.0, description="overspend beyond this fraction of allocation"
+    ),
+)
+def nhse_absorbs(inputs: PoolInputs, config: Any) -> np.ndarray:
+    """NHS England absorbs overspend beyond a fraction of allocation (not conserved)."""
+    return np.minimum(inputs.variance, config.nhse_absorbs_above * inputs.allocation)
+
+
+def settle(inputs: PoolInputs, config: Any) -> np.ndarray:
+    """The variance each ICB carries under the scenario's rule (`config.risk_pool`)."""
+    return RISK_POOLS[config.risk_pool].rule(inputs, config)
