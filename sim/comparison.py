@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from sim import disclosure
-from sim.accessor import as_list, end_year, scenario_name
+from sim.accessor import as_list, base_year, end_year, scenario_name
 from sim.atomic import atomic_path
 from sim.errors import DataError
 from sim.years import financial_year as fy
@@ -243,8 +243,8 @@ def _patients_table(datasets: list[xr.Dataset], suppress: bool) -> pd.DataFrame:
 
 
 def common_end_year(datasets: list[xr.Dataset]) -> int:
-    """The last year every scenario reaches: where end-year tables compare like with like."""
-    return min(end_year(ds) for ds in datasets)
+    """The last year every scenario has: where end-year tables compare like with like."""
+    return max(set.intersection(*(set(map(int, ds["year"].values)) for ds in datasets)))
 
 
 def _headline(datasets: list[xr.Dataset]) -> pd.DataFrame:
@@ -297,6 +297,10 @@ def compare(
     datasets = _to_datasets(items)
     if not datasets:
         raise ValueError("compare needs at least one results Dataset")
+    common = set.intersection(*(set(map(int, ds["year"].values)) for ds in datasets))
+    if not common:
+        spans = ", ".join(f"{scenario_name(ds)} {base_year(ds)}..{end_year(ds)}" for ds in datasets)
+        raise DataError(scenario_name(datasets[0]), f"the results have no year in common ({spans})")
     notes = []
     patients = _patients_table(datasets, suppress_small_counts)
     if suppress_small_counts:
