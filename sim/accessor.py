@@ -2,8 +2,8 @@
 
 Importing this module registers the `ds.specsim` accessor (`xarray.register_dataset_accessor`):
 `ds.specsim.name`, `.base_year`, `.end_year`, `.fy(year)`, `.scenarios()` (one Dataset per
-scenario), `.icb_labels()` (short ICB names). The functions behind it are plain functions
-of a Dataset, so modules can use them without the accessor.
+scenario), `.icb_labels()` (short ICB names), `.plot(name)` (a figure of `sim.plots`). The
+functions behind it are plain functions of a Dataset, so modules can use them without it.
 """
 
 from __future__ import annotations
@@ -86,3 +86,12 @@ class SpecsimAccessor:
 
     def icb_labels(self) -> list[str]:
         return icb_labels(self._ds)
+
+    def plot(self, name: str, **options):
+        """One of the standard figures, e.g. `ds.specsim.plot("distance_from_target")`."""
+        from sim import plots
+
+        figure = getattr(plots, name, None)
+        if figure is None or name.startswith("_") or not callable(figure):
+            raise ValueError(f"no figure {name!r} in sim.plots")
+        return figure(self._ds, **options)

@@ -354,3 +354,7 @@ def _with_inputs(wanted: list[Variable]) -> list[Variable]:
     for var in wanted:
         names |= set(var.needs)
     return [v for v in VARIABLES if v.name in names]
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+import sim.accessor  # noqa: F401  (registers ds.specsim on every result)
 from sim.outputs import POOLING, QUANTILES, RISK_THRESHOLDS, schema
 from sim.version import __version__
 

@@ -182,22 +182,24 @@ class _AllocationBase(Section):
     population_base: Literal["resident", "registered"] = "resident"
 
 
-def _adjustment_fields() -> dict[str, Any]:
+def allocation_model() -> type[_AllocationBase]:
+    """`[allocation]`: the base fields plus, for each registered need adjustment, its switch
+    `<name>` and, if it has one, its `<name>_weight` (built at import from `sim.need`)."""
     fields: dict[str, Any] = {}
     for adjustment in NEED_ADJUSTMENTS.values():
         fields[adjustment.name] = (bool, adjustment.enabled)
         if adjustment.weight is not None:
             fields[f"{adjustment.name}_weight"] = (float, adjustment.weight)
-    return fields
+    return create_model(
+        "AllocationConfig",
+        __base__=_AllocationBase,
+        __doc__=_AllocationBase.__doc__,
+        __module__=__name__,
+        **fields,
+    )
 
 
-AllocationConfig = create_model(
-    "AllocationConfig",
-    __base__=_AllocationBase,
-    __doc__=_AllocationBase.__doc__,
-    __module__=__name__,
-    **_adjustment_fields(),
-)
+AllocationConfig = allocation_model()
 
 
 class ConvergenceConfig(Section):
@@ -314,26 +316,27 @@ class CpagConfig(Section):
 class _SettlementBase(Section):
     """Year-end settlement: who carries an ICB's over- or underspend (`sim.settlement`)."""
 
-    risk_pool: Literal[tuple(RISK_POOLS)] = "none"  # type: ignore[valid-type]
     # Per-patient threshold of the very-high-cost cases a national pool would pay above.
     high_cost_threshold_gbp: float = Field(500_000.0, gt=0, le=1e9)
 
 
-def _pool_fields() -> dict[str, Any]:
-    fields: dict[str, Any] = {}
+def settlement_model() -> type[_SettlementBase]:
+    """`[settlement]`: `risk_pool` (one of the registered rules) and every rule's parameters
+    (built at import from `sim.settlement`)."""
+    fields: dict[str, Any] = {"risk_pool": (Literal[tuple(RISK_POOLS)], "none")}
     for pool in RISK_POOLS.values():
         for name, spec in pool.parameters.items():
             fields[name] = (float, spec)
-    return fields
+    return create_model(
+        "SettlementConfig",
+        __base__=_SettlementBase,
+        __doc__=_SettlementBase.__doc__,
+        __module__=__name__,
+        **fields,
+    )
 
 
-SettlementConfig = create_model(
-    "SettlementConfig",
-    __base__=_SettlementBase,
-    __doc__=_SettlementBase.__doc__,
-    __module__=__name__,
-    **_pool_fields(),
-)
+SettlementConfig = settlement_model()
 
 
 class MergerConfig(Section):
