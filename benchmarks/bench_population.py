@@ -34,13 +34,17 @@ def scenario(mode: str, base: int = 2024, **levers) -> Scenario:
     )
 
 
+def _sections(sc: Scenario) -> tuple[PopulationConfig, TimeConfig]:
+    return sc.population, sc.time
+
+
 def worst(a: xr.DataArray, b: xr.DataArray) -> float:
     return float(abs(a / b - 1).max())
 
 
 def frozen_internal_rates(reference: xr.Dataset, sc: Scenario) -> xr.DataArray:
     """The cohort path when each ICB's internal-move rates stop changing after 2023."""
-    model = PopulationModel(sc, reference)
+    model = PopulationModel(sc.population, sc.time, reference)
     rates = model.rates
     k = sc.time.base_year - rates.first_year
     later = rates.internal.shape[0] - k
@@ -62,11 +66,13 @@ def frozen_internal_rates(reference: xr.Dataset, sc: Scenario) -> xr.DataArray:
 
 def main() -> None:
     reference = load_reference()
-    population_path(scenario("cohort"), reference)  # warm-up: first xarray indexing imports
+    population_path(
+        *_sections(scenario("cohort")), reference
+    )  # warm-up: first xarray indexing imports
 
     print("speed (best of 5, ms)")
     sc = scenario("cohort")
-    model = PopulationModel(sc, reference)
+    model = PopulationModel(sc.population, sc.time, reference)
     start = model.current().values
 
     def steps() -> None:
@@ -76,20 +82,20 @@ def main() -> None:
 
     timings = {
         "calibrate (one variant)": lambda: calibrate(reference, "principal"),
-        "PopulationModel() (cohort)": lambda: PopulationModel(sc, reference),
+        "PopulationModel() (cohort)": lambda: PopulationModel(sc.population, sc.time, reference),
         "19 cohort steps (42 ICBs)": steps,
     }
     for label, work in timings.items():
         print(f"  {label:<33}{best_of(5, work):8.2f}")
     for mode in ("cohort", "projection"):
-        ms = best_of(5, lambda m=mode: population_path(scenario(m), reference))
+        ms = best_of(5, lambda m=mode: population_path(*_sections(scenario(m)), reference))
         print(f"  population_path {mode:<11} 2024..2043 {ms:8.2f}")
 
     print("\ncohort at ONS principal assumptions: worst relative deviation over the years")
     snpp = reference["population_projection"].sel(variant="principal")
     npp = reference["npp_population"].sel(variant="principal")
     for base in (2018, 2024):
-        path = population_path(scenario("cohort", base=base), reference)
+        path = population_path(*_sections(scenario("cohort", base=base)), reference)
         years = path["year"]
         for label, youngest in (("total", 0), ("65+", 65), ("85+", 85)):
             ours = path.sel(age=slice(youngest, None)).sum(["icb", "sex", "age"])
@@ -103,7 +109,9 @@ def main() -> None:
         print(f"  base {base} per-ICB totals vs SNPP {icb:.1e}")
 
     print("\nzero migration lever (base 2018) vs ONS NPP zero net migration variant, 2043")
-    zero = population_path(scenario("cohort", base=2018, migration_multiplier=0.0), reference)
+    zero = population_path(
+        *_sections(scenario("cohort", base=2018, migration_multiplier=0.0)), reference
+    )
     ons = {"total": 56_322_733, "65+": 14_350_571, "85+": 2_510_365}
     for label, youngest in (("total", 0), ("65+", 65), ("85+", 85)):
         ours = float(zero.sel(year=2043, age=slice(youngest, None)).sum())

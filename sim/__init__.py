@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.version import __version__
-
 if TYPE_CHECKING:
     from sim.comparison import compare
     from sim.experiment import run
@@ -30,6 +28,10 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(module_name), attr)
+    if name == "__version__":
+        from sim.version import specsim_version
+
+        return specsim_version()
     if name == "plots":
         import importlib
 

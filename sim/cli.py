@@ -11,6 +11,7 @@ engine, Dask, reference data) are imported inside the commands that need them, s
 
 import functools
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -85,9 +86,9 @@ def user_errors(command: F) -> F:
 
 def _version(value: bool) -> None:
     if value:
-        from sim.version import __version__
+        from sim.version import specsim_version
 
-        typer.echo(f"specsim {__version__}")
+        typer.echo(f"specsim {specsim_version()}")
         raise typer.Exit()
 
 
@@ -170,6 +171,10 @@ def run(
     from sim.checks import check_scenario
     from sim.plan import PlanCache
     from sim.reference import load_data
+
+    if workers is not None:
+        experiment.require_extra("distributed", "--workers")
+        experiment.start_worker_server()  # imports on the other core while data loads
 
     cache = PlanCache(cache_dir)
     data = load_data()
@@ -373,5 +378,22 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-if __name__ == "__main__":
+DASK_OPTIONS = ("--workers", "--scheduler", "--keep-replicates")
+
+
+def entry() -> None:
+    """The `specsim` console script.
+
+    When no option asks for Dask, `import dask` is made to fail at once for this process:
+    with Dask installed, xarray otherwise imports dask, distributed and parts of scipy
+    (about half a second) to probe for dask arrays and schedulers, in a run that never
+    uses them. Decided once, before anything imports xarray; the Python API is untouched.
+    """
+    if not any(arg.split("=")[0] in DASK_OPTIONS for arg in sys.argv[1:]):
+        for name in ("dask", "distributed"):
+            sys.modules.setdefault(name, None)  # type: ignore[assignment]
     app()
+
+
+if __name__ == "__main__":
+    entry()

@@ -3,7 +3,8 @@
 The published specialised convergence rules were not found (DOMAIN.md), so the rule is a
 documented, switchable assumption in the shape of core ICB allocations: a floor on growth,
 a share of the gap to target closed each year, and a cap on how far below target an ICB may
-stay. Pure numpy; `scipy.optimize` is imported only when a round needs its root finder.
+stay. Pure numpy: the uniform growth that spends the envelope is solved exactly (the total
+is piecewise linear in it), not by an iterative root finder.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ def _pace(
     capped: np.ndarray,
     config: ConvergenceConfig,
 ) -> np.ndarray:
-    """Allocations for a given uniform-growth position `core` (see `converge`)."""
+    """Allocations for a given uniform-growth position `core` (see `converge`); `core` may
+    carry a leading axis of several positions at once."""
     step = core + config.gap_closure * (target - core)
-    moved = np.maximum.reduce([step, floor, capped])
+    moved = np.maximum(np.maximum(step, floor), capped)
     if config.over_target == "converge":
         return moved
     return np.where(target > floor, np.minimum(moved, target), floor)
@@ -60,22 +62,43 @@ def converge(baseline: np.ndarray, target: np.ndarray, config: ConvergenceConfig
         span = high.sum() - low.sum()
         return low + (high - low) * ((total - low.sum()) / span if span > 0 else 0.0)
 
-    def excess(growth: float) -> float:
-        return float(_pace(baseline * (1.0 + growth), target, floor, capped, config).sum()) - total
-
-    high, slack = 1.0, 1e-12 * total  # at high growth every ICB sits at target or floor
-    for _ in range(64):
-        if excess(high) >= -slack:
-            break
-        high = 2.0 * high + 1.0
-    if excess(high) > 0:
-        from scipy.optimize import brentq  # about 0.2 s to import: only when needed
-
-        growth = brentq(excess, -1.0, high, xtol=1e-14)
-    else:
-        growth = high
+    growth = uniform_growth(baseline, target, floor, capped, config, total)
     out = _pace(baseline * (1.0 + growth), target, floor, capped, config)
     room = np.maximum(target - out, 0.0)  # an ICB with no baseline cannot grow into its target
     if total > out.sum() and room.sum() > 0:
         out = out + room * min(1.0, (total - out.sum()) / room.sum())
     return out * (total / out.sum())
+
+
+def uniform_growth(
+    baseline: np.ndarray,
+    target: np.ndarray,
+    floor: np.ndarray,
+    capped: np.ndarray,
+    config: ConvergenceConfig,
+    total: float,
+) -> float:
+    """The growth c >= -1 at which `_pace` spends `total`, solved exactly.
+
+    Each ICB's allocation is (1 - g) x baseline x (1 + c) + g x target, bounded below by
+    its floor and cap and (over_target = "floor") above by its target: piecewise linear and
+    non-decreasing in c, with kinks where the unbounded value meets a bound. So the total
+    is too: evaluate it at every kink, find the segment that crosses `total`, and
+    interpolate along it. If even a growth at which every ICB sits at its target or floor
+    does not spend `total`, that growth is returned (the caller spreads the rest).
+    """
+    slope = (1.0 - config.gap_closure) * baseline
+    moving = slope > 0
+    bounds = np.stack([floor, capped, target])[:, moving]
+    kinks = (bounds - config.gap_closure * target[moving]) / slope[moving] - 1.0
+    kinks = np.unique(kinks[np.isfinite(kinks) & (kinks > -1.0)])
+    grid = np.concatenate([[-1.0], kinks, [max(1.0, kinks.max(initial=0.0) + 1.0)]])
+    spent = _pace(baseline * (1.0 + grid[:, None]), target, floor, capped, config).sum(axis=1)
+    above = np.flatnonzero(spent >= total)
+    if above.size == 0:
+        return float(grid[-1])
+    k = int(above[0])
+    if k == 0 or spent[k] == spent[k - 1]:
+        return float(grid[k])
+    fraction = (total - spent[k - 1]) / (spent[k] - spent[k - 1])
+    return float(grid[k - 1] + fraction * (grid[k] - grid[k - 1]))

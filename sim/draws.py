@@ -4,8 +4,8 @@ Why this shape: an ICB's financial risk comes from two sources, the Poisson coun
 patients and the heavy-tailed cost of each one. Both are drawn per (icb, service) cell at
 once. The sum of N independent gamma(k, theta) costs is exactly gamma(N k, theta), so a cell
 needs two variates, not one per patient. The rare very-high-cost cases (CAR-T, gene
-therapies, complex transplants) are few, so they are drawn one by one; that lets the
-national high-cost pool apply its per-patient threshold exactly.
+therapies, complex transplants) get the same treatment, unless a risk-pool rule pays
+each case's cost above a threshold: then they are drawn one by one (`draw(per_case=True)`).
 """
 
 from __future__ import annotations
@@ -83,28 +83,30 @@ class CostModel:
 @dataclass(frozen=True)
 class Outcome:
     """One period's patients, spend and high-cost excess, each (icb, service) or
-    (replicate, icb, service)."""
+    (replicate, icb, service); an expectation may leave the excess out (None)."""
 
     patients: np.ndarray
     spend: np.ndarray
-    hc_excess: np.ndarray
+    hc_excess: np.ndarray | None
 
 
 def expected_outcome(
     lam: np.ndarray,
     costs: CostModel,
-    hc_excess_per_case: np.ndarray,
+    hc_excess_per_case: np.ndarray | None,
     cost_index: np.ndarray | float = 1.0,
 ) -> Outcome:
     """The expectation of `draw` for expected patients `lam` (icb, service).
 
     `cost_index` (icb, service) scales ordinary cases' costs by area (market forces);
-    `hc_excess_per_case` is `costs.hc_expected_excess(threshold)`.
+    `hc_excess_per_case` is `costs.hc_expected_excess(threshold)`, or None when the
+    expected pool excess is not wanted (it needs scipy.special, 0.15 s to import).
     """
     hc = lam * costs.hc_share
     reg = lam - hc
     spend = reg * costs.reg_mean * cost_index + hc * costs.hc_mean
-    return Outcome(lam.copy(), spend, hc * hc_excess_per_case)
+    excess = None if hc_excess_per_case is None else hc * hc_excess_per_case
+    return Outcome(lam.copy(), spend, excess)
 
 
 @dataclass(frozen=True)
@@ -136,12 +138,21 @@ class CellCosts:
         )
 
 
-def draw(rng: np.random.Generator, lam: np.ndarray, cells: CellCosts, threshold: float) -> Outcome:
+def draw(
+    rng: np.random.Generator,
+    lam: np.ndarray,
+    cells: CellCosts,
+    threshold: float,
+    per_case: bool,
+) -> Outcome:
     """Patients and spend for one replicate and period; `lam` is expected patients per cell.
 
     Ordinary cases: N ~ Poisson, spend ~ gamma(N k, theta). High-cost cases (cells where the
-    service has them): H ~ Poisson, each case's cost drawn on its own, and the part of each
-    above `threshold` summed per cell for the national high-cost pool.
+    service has them): H ~ Poisson and, as for ordinary cases, their total cost one gamma
+    per cell, gamma(H k_hc, theta_hc). With `per_case` (a rule that pays each case's cost
+    above `threshold`: the national high-cost pool) each case's cost is drawn on its own
+    instead, and the part above the threshold summed per cell; otherwise the excess is 0.
+    Both give every cell's spend the same distribution.
     """
     lam_hc = lam[cells.hc_cells] * cells.hc_share
     lam_reg = lam.copy()
@@ -150,8 +161,9 @@ def draw(rng: np.random.Generator, lam: np.ndarray, cells: CellCosts, threshold:
     spend = rng.standard_gamma(patients * cells.reg_shape) * cells.reg_scale
     excess = np.zeros_like(spend)
     n_hc = rng.poisson(lam_hc)
-    total = int(n_hc.sum())
-    if total:
+    if not per_case:
+        spend[cells.hc_cells] += rng.standard_gamma(n_hc * cells.hc_shape) * cells.hc_scale
+    elif n_hc.any():
         which = np.repeat(np.arange(n_hc.size), n_hc)
         cost = rng.standard_gamma(cells.hc_shape[which]) * cells.hc_scale[which]
         size = n_hc.size
@@ -159,5 +171,5 @@ def draw(rng: np.random.Generator, lam: np.ndarray, cells: CellCosts, threshold:
         excess[cells.hc_cells] = np.bincount(
             which, np.maximum(cost - threshold, 0.0), minlength=size
         )
-        patients[cells.hc_cells] += n_hc
+    patients[cells.hc_cells] += n_hc
     return Outcome(patients, spend, excess)

@@ -31,7 +31,7 @@ from sim.draws import CellCosts, Outcome, draw, expected_outcome
 from sim.pipeline import CpagQueue
 from sim.plan import ScenarioPlan, YearPlan
 from sim.scenario import Scenario
-from sim.settlement import PoolInputs, settle
+from sim.settlement import PoolInputs, needs_each_case, settle
 from sim.years import APRIL, month_index, month_of
 
 OUTCOMES = ("spend", "patients", "hc_excess")
@@ -47,7 +47,9 @@ def replicate_stream(seed: int, replicate: int) -> np.random.Generator:
 def by_portfolio(values: np.ndarray, delegated: np.ndarray) -> np.ndarray:
     """(..., icb, service) -> (..., icb, portfolio). One code path for expected and drawn
     values, so a run without randomness reproduces the expectation to the last bit."""
-    return np.stack([(values * delegated).sum(-1), (values * ~delegated).sum(-1)], axis=-1)
+    held = delegated.astype(float)
+    portfolios = [np.einsum("...s,...s->...", values, mask) for mask in (held, 1.0 - held)]
+    return np.stack(portfolios, axis=-1)
 
 
 @dataclass
@@ -59,6 +61,9 @@ class Books:
     """(icb, service) expected spend, accrued month by month (GBP)."""
     drawn: dict[str, np.ndarray]
     """spend, patients, hc_excess: (replicate, icb, service), the year's draws."""
+    expected_patients: np.ndarray | None = None
+    """(icb, service) the year's expected patients, new treatments included (what a year
+    draw draws)."""
     budget: np.ndarray | None = None
     """(icb, portfolio): delegated allocation, notional retained budget (GBP)."""
     spend: np.ndarray | None = None
@@ -114,7 +119,11 @@ class Calendar:
         self.years = [p.year for p in plan.years]
         self.service_index = {s: k for k, s in enumerate(plan.services)}
         self.threshold = scenario.settlement.high_cost_threshold_gbp
-        self.excess_per_case = plan.costs.hc_expected_excess(self.threshold)
+        self.per_case = needs_each_case(scenario.settlement)
+        # the expected pool excess per case is needed only where draws are not made
+        self.excess_per_case = (
+            None if scenario.demand.stochastic else plan.costs.hc_expected_excess(self.threshold)
+        )
         self.env = simpy.Environment()
         self.books: dict[int, Books] = {}
         self.treatments = Treatments(np.ones(plan.services.size))
@@ -151,11 +160,12 @@ class Calendar:
             yield self.env.timeout(t - self.env.now)
             year = self.base_year + t // 12
             yield self.april_done[year]
-            funded = self.cpag.run_round(year, self.treatments.fund_left, cfg.candidates_per_round)
-            for row in funded.to_dict("records"):
-                self.treatments.fund_left -= row["annual_cost_gbp"]
-                self._treat(year, row["service_id"], row["annual_cost_gbp"])
-                self.treatments.log("cpag", row["name"], t, self.base_year, row["annual_cost_gbp"])
+            queue = self.cpag
+            for k in queue.run_round(year, self.treatments.fund_left, cfg.candidates_per_round):
+                cost = queue.costs[k]
+                self.treatments.fund_left -= cost
+                self._treat(year, queue.services[k], cost)
+                self.treatments.log("cpag", queue.names[k], t, self.base_year, cost)
             event.succeed()
 
     def nice_approval(self, index: int, t: int, done: simpy.Event):
@@ -179,14 +189,14 @@ class Calendar:
             plan = books.plan
             cells = CellCosts.for_footprint(costs, plan.delegated.shape[0], plan.cost_index)
             accrued = np.zeros_like(books.expected)
+            lam = mean = None
             for month in range(12):
                 t = 12 * (year - self.base_year) + month
-                waits = ([self.april_done[year]] if month == 0 else []) + self.policy_done.get(
-                    t, []
-                )
-                yield self.env.all_of(waits)
-                lam = plan.patients * self.treatments.uplift / 12.0
-                mean = expected_outcome(lam, costs, self.excess_per_case, plan.cost_index)
+                events = self.policy_done.get(t, [])
+                yield self.env.all_of(([self.april_done[year]] if month == 0 else []) + events)
+                if mean is None or events:  # the month's rates change only at policy events
+                    lam = plan.patients * self.treatments.uplift / 12.0
+                    mean = expected_outcome(lam, costs, self.excess_per_case, plan.cost_index)
                 books.expected += mean.spend
                 accrued += lam
                 if not cfg.stochastic:  # every replicate gets the expectation, month by month
@@ -196,6 +206,7 @@ class Calendar:
                     self._draw(books.drawn, lam if cfg.draw_period == "month" else accrued, cells)
                 if month < 11:
                     yield self.env.timeout(1)
+            books.expected_patients = accrued
             self.books_closed[year].succeed()
             yield self.env.timeout(1)
 
@@ -213,11 +224,14 @@ class Calendar:
 
     def _draw(self, drawn: dict[str, np.ndarray], lam: np.ndarray, cells: CellCosts) -> None:
         """Add one period's random patients and spend to every replicate's accumulators."""
+        if not self.rngs:
+            return
         flat = lam.ravel()
+        totals = [drawn[key].reshape(len(self.rngs), -1) for key in OUTCOMES]
         for r, rng in enumerate(self.rngs):
-            outcome: Outcome = draw(rng, flat, cells, self.threshold)
-            for key in OUTCOMES:
-                drawn[key][r] += getattr(outcome, key).reshape(lam.shape)
+            outcome: Outcome = draw(rng, flat, cells, self.threshold, self.per_case)
+            for total, key in zip(totals, OUTCOMES, strict=True):
+                total[r] += getattr(outcome, key)
 
     def _settle(self, books: Books) -> None:
         plan = books.plan

@@ -18,6 +18,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -283,8 +284,37 @@ def require_extra(module: str, option: str) -> None:
         )
 
 
+WORKER_CONFIG = {
+    # Chunks are homogeneous numpy work: the statistical profiler's stack sampling and
+    # glibc's eager memory trimming cost the workers 10-20% and tell nothing here.
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.multiprocessing-method": "forkserver",
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
+
+
+def start_worker_server() -> None:
+    """Start the process local Dask workers fork from, with the engine already imported.
+
+    A new worker then runs its first chunk at once instead of spending a second on
+    imports, and safely (unlike a fork of this multi-threaded process). The server imports
+    in its own process: called early (the CLI does, before reading data), it works on the
+    other core while this one prepares the scenarios.
+    """
+    import dask
+    from distributed.utils import get_mp_context
+
+    with dask.config.set(WORKER_CONFIG):
+        context = get_mp_context()  # Dask sets its own preload list on the first call only
+    context.set_forkserver_preload(["distributed", "sim.simulate"])
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 def _connect(workers: int | None, scheduler: str | None):
     """(client, cluster or None) for a local cluster of `workers` processes or an address."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -298,16 +328,97 @@ def _connect(workers: int | None, scheduler: str | None):
             ) from None
         cluster = None
     else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-        )
+        start_worker_server()
+        with dask.config.set(WORKER_CONFIG):
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            )
         client = Client(cluster)
     note = "" if find_spec("bokeh") else " (served only if the bokeh package is installed)"
     print(f"Dask dashboard: {client.dashboard_link}{note}", file=sys.stderr)
     return client, cluster
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one call runs: replicates, seed, where, in what chunks, what it keeps."""
+
+    replications: int
+    seed: int
+    workers: int | None
+    scheduler: str | None
+    chunk_size: int | None
+    keep_replicates: str | os.PathLike | None
+    progress: bool
+
+    @property
+    def on_dask(self) -> bool:
+        return self.workers is not None or self.scheduler is not None
+
+
+def _settings(loaded: list[Scenario], replications, seed, **options) -> Settings:
+    """Defaults from the first scenario's `[run]`, and optional packages checked at once."""
+    names = [s.name for s in loaded]
+    if len(set(names)) != len(names):
+        raise SpecsimError(f"scenario names must differ to be compared: {names}")
+    replications = loaded[0].run.replications if replications is None else replications
+    if replications < 1:
+        raise SpecsimError(f"replications must be at least 1 (got {replications})")
+    settings = Settings(replications, loaded[0].run.seed if seed is None else seed, **options)
+    if settings.on_dask:
+        require_extra("distributed", "--workers/--scheduler")
+    if settings.keep_replicates is not None:
+        require_extra("zarr", "--keep-replicates")
+        require_extra("dask", "--keep-replicates")
+    return settings
+
+
+def _ensemble_run(
+    loaded: list[Scenario], engine: Engine, settings: Settings, stack: ExitStack
+) -> list[xr.Dataset]:
+    """Prepare every scenario while a Dask cluster (if any) starts, then run the chunks."""
+    client = None
+    with ThreadPoolExecutor(max_workers=1) as starter:
+        connecting = (
+            starter.submit(_connect, settings.workers, settings.scheduler)
+            if settings.on_dask
+            else None
+        )
+        try:
+            prepared = [engine.prepare(s) for s in loaded]
+            deterministic = [
+                engine.deterministic(s, p) for s, p in zip(loaded, prepared, strict=True)
+            ]
+        finally:
+            if connecting is not None:
+                client, cluster = connecting.result()
+                if cluster is not None:
+                    stack.callback(cluster.close)
+                stack.callback(client.close)  # runs first: callbacks unwind last-in first-out
+    slots = sum(client.nthreads().values()) if client is not None else 1
+    size = settings.chunk_size or default_chunk_size(settings.replications, len(loaded), slots)
+    store = None
+    if settings.keep_replicates is not None:
+        tmp = stack.enter_context(atomic_path(settings.keep_replicates))
+        store = ReplicateStore(tmp, settings.replications, size)
+    ensemble = Ensemble(
+        loaded,
+        prepared,
+        deterministic,
+        settings.replications,
+        settings.seed,
+        size,
+        engine,
+        store,
+        settings.progress,
+    )
+    if client is None:
+        summaries = ensemble.run(ensemble.in_process())
+    else:
+        summaries = ensemble.run(ensemble.on_dask(client, window=CHUNKS_PER_SLOT * slots))
+    if store is not None:
+        store.close()
+    return summaries
 
 
 def run(
@@ -334,49 +445,25 @@ def run(
     """
     several = isinstance(scenarios, list | tuple)
     loaded = [load(s) for s in (scenarios if several else [scenarios])]
-    names = [s.name for s in loaded]
-    if len(set(names)) != len(names):
-        raise SpecsimError(f"scenario names must differ to be compared: {names}")
-    replications = loaded[0].run.replications if replications is None else replications
-    seed = loaded[0].run.seed if seed is None else seed
-    if replications < 1:
-        raise SpecsimError(f"replications must be at least 1 (got {replications})")
-    if workers is not None or scheduler is not None:
-        require_extra("distributed", "--workers/--scheduler")
-    if keep_replicates is not None:
-        require_extra("zarr", "--keep-replicates")
-        require_extra("dask", "--keep-replicates")
+    settings = _settings(
+        loaded,
+        replications,
+        seed,
+        workers=workers,
+        scheduler=scheduler,
+        chunk_size=chunk_size,
+        keep_replicates=keep_replicates,
+        progress=progress,
+    )
     if engine is None:
         from sim.plan import PlanCache
 
         engine = sim_engine(PlanCache(cache_dir))
-    prepared = [engine.prepare(s) for s in loaded]
-    deterministic = [engine.deterministic(s, p) for s, p in zip(loaded, prepared, strict=True)]
     with ExitStack() as stack:
-        client = None
-        if workers is not None or scheduler is not None:
-            client, cluster = _connect(workers, scheduler)
-            if cluster is not None:
-                stack.callback(cluster.close)
-            stack.callback(client.close)  # runs first: callbacks unwind last-in first-out
-        slots = sum(client.nthreads().values()) if client is not None else 1
-        size = chunk_size or default_chunk_size(replications, len(loaded), slots)
-        store = None
-        if keep_replicates is not None:
-            tmp = stack.enter_context(atomic_path(keep_replicates))
-            store = ReplicateStore(tmp, replications, size)
-        ensemble = Ensemble(
-            loaded, prepared, deterministic, replications, seed, size, engine, store, progress
-        )
-        if client is None:
-            summaries = ensemble.run(ensemble.in_process())
-        else:
-            summaries = ensemble.run(ensemble.on_dask(client, window=max(4, 2 * slots)))
-        if store is not None:
-            store.close()
+        summaries = _ensemble_run(loaded, engine, settings, stack)
     provenance = engine.provenance()
     datasets = [
-        finalise(ds, scenario, seed, replications, provenance)
+        finalise(ds, scenario, settings.seed, settings.replications, provenance)
         for ds, scenario in zip(summaries, loaded, strict=True)
     ]
     return combine_scenarios(datasets) if several else datasets[0]

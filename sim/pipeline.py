@@ -81,19 +81,24 @@ def prioritise(benefit: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarr
 
 
 class CpagQueue:
-    """The queue of candidates awaiting a CPAG round; unfunded ones wait for the next round."""
+    """The queue of candidates awaiting a CPAG round; unfunded ones wait for the next round.
+
+    Plain arrays: a round runs in microseconds, as the calendar holds 40 of them a run.
+    """
 
     def __init__(self, pipeline: pd.DataFrame) -> None:
-        self._table = pipeline.reset_index(drop=True)
-        self._year = self._table["available_year"].to_numpy(int)
-        self._benefit = self._table["benefit_score"].to_numpy(float)
-        self._cost = self._table["annual_cost_gbp"].to_numpy(float)
-        self._waiting = np.ones(len(self._table), bool)
+        table = pipeline.reset_index(drop=True)
+        self.names = table["name"].astype(str).to_numpy()
+        self.services = table["service_id"].astype(str).to_numpy()
+        self.costs = table["annual_cost_gbp"].to_numpy(float)
+        self._year = table["available_year"].to_numpy(int)
+        self._benefit = table["benefit_score"].to_numpy(float)
+        self._waiting = np.ones(len(table), bool)
 
-    def run_round(self, year: int, budget: float, considered: int) -> pd.DataFrame:
-        """Consider the `considered` oldest available candidates; return those funded, best
-        value first."""
+    def run_round(self, year: int, budget: float, considered: int) -> np.ndarray:
+        """Consider the `considered` oldest available candidates; return the positions of
+        those funded, best value first (index `names`, `services` and `costs` with them)."""
         pool = np.flatnonzero(self._waiting & (self._year <= year))[:considered]
-        funded = pool[prioritise(self._benefit[pool], self._cost[pool], budget)]
+        funded = pool[prioritise(self._benefit[pool], self.costs[pool], budget)]
         self._waiting[funded] = False
-        return self._table.iloc[funded]
+        return funded

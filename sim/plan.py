@@ -103,10 +103,10 @@ class ScenarioPlan:
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """Hash of the source of every module the plan depends on: a code change is a new key."""
-    import sim
+    from sim.version import specsim_version
 
-    folder = Path(sim.__file__).parent
-    digest = hashlib.sha256(sim.__version__.encode())
+    folder = Path(__file__).parent
+    digest = hashlib.sha256(specsim_version().encode())
     for path in sorted(folder.glob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -32,7 +32,7 @@ import xarray as xr
 
 import sim.accessor  # noqa: F401  (registers ds.specsim on every result)
 from sim.outputs import POOLING, QUANTILES, RISK_THRESHOLDS, schema
-from sim.version import __version__
+from sim.version import specsim_version
 
 PILOT = 64
 BINS = 2048
@@ -123,9 +123,13 @@ class QuantileSketch:
     def _count(self, flat: np.ndarray) -> None:
         index = np.floor((flat - self.lo) / self.width)
         index = np.clip(np.nan_to_num(index, nan=-1.0), -1, self.bins).astype(np.int64) + 1
-        cells = np.arange(self.cells)
-        for row in index:  # one count per cell per replicate: no repeated index in a row
-            self.counts[cells, row] += 1
+        width = self.bins + 2
+        flat_bins = (np.arange(self.cells) * width + index).ravel()  # whole counts: any order
+        self.counts += (
+            np.bincount(flat_bins, minlength=self.cells * width)
+            .reshape(self.cells, width)
+            .astype(np.uint32)
+        )
 
     def quantiles(self, qs: tuple[float, ...]) -> np.ndarray:
         """Array (quantile, *shape)."""
@@ -239,9 +243,9 @@ class Summariser:
                 key = (metric, pooling)
                 self.exceed[key] = self.exceed.get(key, 0) + hits
             total = self.shortfall.get(pooling, np.zeros(over.shape[1:]))
-            for row in np.maximum(over.values, 0.0):
-                total = total + row
-            self.shortfall[pooling] = total
+            # row by row, in replicate order (cumsum is sequential): chunking cannot change it
+            rows = np.concatenate([total[None], np.maximum(over.values, 0.0)])
+            self.shortfall[pooling] = np.cumsum(rows, axis=0)[-1]
 
     def result(self) -> xr.Dataset:
         """The summary Dataset: deterministic variables plus summaries of stochastic ones.
@@ -325,7 +329,7 @@ def finalise(
         "scenario_sha256": scenario.sha256,
         "seed": int(seed),
         "replications": int(replications),
-        "specsim_version": __version__,
+        "specsim_version": specsim_version(),
         "data_version": data_version,
         "sources": sources,
     }

@@ -30,7 +30,8 @@ class PoolInputs:
     variance: np.ndarray
     """spend - allocation, GBP."""
     hc_excess: np.ndarray
-    """the part of each very-high-cost case above the threshold, summed per ICB, GBP."""
+    """the part of each very-high-cost case above the threshold, summed per ICB, GBP (drawn
+    only for rules registered with `per_case`; zero otherwise)."""
     allocation: np.ndarray
     """(icb,) delegated allocation, GBP."""
     region: np.ndarray
@@ -49,17 +50,20 @@ class RiskPool:
     rule: Rule
     parameters: dict[str, FieldInfo] = field(default_factory=dict)
     summary: str = ""
+    per_case: bool = False
+    """The rule reads `hc_excess`, so very-high-cost cases must be drawn one by one."""
 
 
 RISK_POOLS: dict[str, RiskPool] = {}
 
 
-def risk_pool(name: str, **parameters: FieldInfo) -> Callable[[Rule], Rule]:
-    """Register `rule` as `settlement.risk_pool = name`, declaring its scenario parameters."""
+def risk_pool(name: str, per_case: bool = False, **parameters: FieldInfo) -> Callable[[Rule], Rule]:
+    """Register `rule` as `settlement.risk_pool = name`, declaring its scenario parameters
+    and whether it needs each very-high-cost case's cost (`per_case`)."""
 
     def register(rule: Rule) -> Rule:
         summary = (rule.__doc__ or "").strip().splitlines()[0]
-        RISK_POOLS[name] = RiskPool(name, rule, parameters, summary)
+        RISK_POOLS[name] = RiskPool(name, rule, parameters, summary, per_case)
         return rule
 
     return register
@@ -93,7 +97,7 @@ def regional(inputs: PoolInputs, config: Any) -> np.ndarray:
     return out
 
 
-@risk_pool("national_high_cost")
+@risk_pool("national_high_cost", per_case=True)
 def national_high_cost(inputs: PoolInputs, config: Any) -> np.ndarray:
     """A national pool pays each case's cost above the threshold, funded by allocation."""
     weight = _shares(inputs.allocation)
@@ -110,6 +114,11 @@ def national_high_cost(inputs: PoolInputs, config: Any) -> np.ndarray:
 def nhse_absorbs(inputs: PoolInputs, config: Any) -> np.ndarray:
     """NHS England absorbs overspend beyond a fraction of allocation (not conserved)."""
     return np.minimum(inputs.variance, config.nhse_absorbs_above * inputs.allocation)
+
+
+def needs_each_case(config: Any) -> bool:
+    """Whether the scenario's rule reads each very-high-cost case's cost."""
+    return RISK_POOLS[config.risk_pool].per_case
 
 
 def settle(inputs: PoolInputs, config: Any) -> np.ndarray:

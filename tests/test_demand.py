@@ -165,7 +165,7 @@ def test_draws_agree_with_analytic_mean_and_variance():
     threshold = 500_000.0
     rng = np.random.default_rng(11)
     n = 6000
-    draws = [draw(rng, lam.ravel(), cells, threshold) for _ in range(n)]
+    draws = [draw(rng, lam.ravel(), cells, threshold, per_case=True) for _ in range(n)]
     expect = expected(lam, costs, threshold)
     for field in ("patients", "spend", "hc_excess"):
         sample = np.stack([getattr(d, field) for d in draws]).reshape(n, *lam.shape)
@@ -184,9 +184,32 @@ def test_draws_agree_with_analytic_mean_and_variance():
     np.testing.assert_allclose(spend.var(0)[busy], (lam * second)[busy], rtol=0.15)
 
 
+def test_one_gamma_per_high_cost_cell_has_the_per_case_distribution():
+    """Without a per-case pool the high-cost cases' total is one gamma per cell: the same
+    mean and variance of spend, and patient counts, as drawing each case (compound
+    Poisson-gamma), on 20,000 draws."""
+    costs = cost_model(_small_costs(), high_cost_cases=True)
+    lam = np.array([[0.5, 3.0, 40.0], [8.0, 0.2, 2.0]]).ravel()
+    cells = CellCosts.for_footprint(costs, 2)
+    n = 20_000
+    samples = {}
+    for per_case in (True, False):
+        rng = np.random.default_rng(5)
+        out = [draw(rng, lam, cells, 5e5, per_case) for _ in range(n)]
+        samples[per_case] = (np.stack([o.spend for o in out]), np.stack([o.patients for o in out]))
+    for k in range(2):
+        a, b = samples[True][k], samples[False][k]
+        se = np.sqrt(a.var(0) / n + b.var(0) / n)
+        assert (np.abs(a.mean(0) - b.mean(0)) < 4.5 * se + 1e-9).all()
+        busy = lam >= 1
+        np.testing.assert_allclose(a.var(0)[busy], b.var(0)[busy], rtol=0.1)
+    assert not np.stack([draw(np.random.default_rng(1), lam, cells, 5e5, False).hc_excess]).any()
+
+
 def test_zero_expected_patients_draw_nothing():
     costs = cost_model(_small_costs(), high_cost_cases=True)
-    outcome = draw(np.random.default_rng(0), np.zeros(3), CellCosts.for_footprint(costs, 1), 1e5)
+    cells = CellCosts.for_footprint(costs, 1)
+    outcome = draw(np.random.default_rng(0), np.zeros(3), cells, 1e5, per_case=True)
     assert not outcome.patients.any() and not outcome.spend.any()
     assert not outcome.hc_excess.any()
 
@@ -212,10 +235,10 @@ def test_cpag_queue_waits_for_availability_and_keeps_the_unfunded():
         }
     )
     queue = CpagQueue(table)
-    assert list(queue.run_round(2024, 6.0, 3)["candidate_id"]) == ["b"]
-    assert list(queue.run_round(2025, 6.0, 3)["candidate_id"]) == ["a"]
-    assert list(queue.run_round(2025, 6.0, 3)["candidate_id"]) == []
-    assert list(queue.run_round(2026, 6.0, 3)["candidate_id"]) == ["c"]
+    assert list(queue.names[queue.run_round(2024, 6.0, 3)]) == ["b"]
+    assert list(queue.names[queue.run_round(2025, 6.0, 3)]) == ["a"]
+    assert list(queue.names[queue.run_round(2025, 6.0, 3)]) == []
+    assert list(queue.names[queue.run_round(2026, 6.0, 3)]) == ["c"]
 
 
 def test_packaged_pipeline_names_catalogue_services(services):
