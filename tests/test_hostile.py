@@ -266,7 +266,7 @@ def _child_run(tmp_path: Path, scenario: Path) -> subprocess.Popen:
             "run",
             str(scenario),
             "-n",
-            "400",
+            "5000",
             "-q",
             "--out",
             str(tmp_path / "out" / "x.nc"),
