@@ -2,10 +2,10 @@
 
 Reads the public files in `shared/data/raw` and `shared/data/derived` (see their
 SOURCES.md), reshapes them onto the model's coordinates (42 ICBs of April 2023, sex f/m,
-single ages 0..90 with 90 meaning 90+), checks the results against published totals and
-writes one compressed NetCDF file. Any failed check stops the build with a non-zero exit,
-so a packaged file always passed them. Needs `pip install -e '.[build-data]'` (xlrd,
-openpyxl).
+single ages 0..90 with 90 meaning 90+; the 2022-based SNPP also on the 36 ICBs of April
+2026), checks the results against published totals and writes one compressed NetCDF file.
+Any failed check stops the build with a non-zero exit, so a packaged file always passed
+them. Needs `pip install -e '.[build-data]'` (xlrd, openpyxl).
 
 Usage: python scripts/build_reference_data.py [--raw PATH] [--derived PATH] [--out PATH]
 """
@@ -36,6 +36,8 @@ AGES = np.arange(91)
 TOP_AGE = 90
 SEXES = ["f", "m"]
 YEARS = np.arange(2018, 2044)
+YEARS_2022 = np.arange(2022, 2048)  # ONS 2022-based SNPP mid-years
+NPP_YEARS = np.arange(2018, 2048)  # NPP assumptions long enough for a cohort model to 2047
 ESTIMATE_YEARS = np.arange(2000, 2018)
 FERTILITY_AGES = np.arange(15, 47)
 AIF_YEARS = np.arange(2022, 2029)
@@ -73,6 +75,43 @@ ENGLAND_2043 = {  # principal exact; the variants as published, to 0.01 million
     "low_population": 57.20e6,
 }
 GP_REGISTERED_ENGLAND = 63_237_908
+
+# ONS 2022-based SNPP (migration-category variant), SOURCES.md §3b.
+SNPP2022_FOLDER = "population_projections_2022"
+SNPP2022_SICB_FILE = "popprojsicb5yrmigcat22based.xls"
+SNPP2022_REGION_FILE = "popprojreg5yrmigcat22based.xls"
+SNPP2022_SHEETS = {"f": "Females", "m": "Males"}
+AGE_GROUPS = tuple(f"{a}-{a + 4}" for a in range(0, 90, 5)) + ("90+",)
+AGE_GROUP_OF_AGE = np.minimum(AGES // 5, len(AGE_GROUPS) - 1)  # 0..89 -> their band, 90 -> 90+
+ENGLAND_2022_BASED = {  # ONS England row, rounded (DOMAIN.md "Population")
+    2022: 57_112_542,
+    2032: 60_759_854,
+    2043: 63_494_464,
+    2047: 64_388_887,
+}
+# Sums of published rows (each rounded to 0.1 person) may differ from the ONS England and NHS
+# region rows by a few persons: in this release at most 3.7 in an England year total, and
+# 1.1e-7 (England) and 4.2e-7 (a region) relative by year and sex.
+SNPP2022_REL_TOL = 1e-6
+SINGLE_YEAR_METHOD = (
+    "ONS publishes five-year groups 0-4..85-89 and 90+. Each group is split into single years "
+    "0..89 in proportion to the ONS 2018-based SNPP principal (population_projection) for the "
+    "same 2023 ICB, sex and mid-year (the 2043 shape for 2044..2047), so every published group "
+    "total is kept exactly (to float rounding); age 90 is the published 90+ group."
+)
+PER_VARIANT_CHUNKS = ("population_projection",)
+# The sub-ICB locations (April 2023) whose patients are in more than one April 2026 ICB.
+STRADDLING_SICBS = {"E38000252": "D4U1Y", "E38000258": "15E"}
+ICB26_METHOD = (
+    "Each 2023 sub-ICB location is split to single years by its 2023 ICB's 2018-based shape "
+    "and added to its April 2026 ICB. Two sub-ICB locations straddle 2026 ICBs and are shared "
+    "by their 2022/23 GP-registered patients (AIF practices joined to the Aug 2026 practice "
+    "map, as merger_share), the same share at every sex and age: D4U1Y (Frimley, E38000252) "
+    "and 15E (Birmingham and Solihull, E38000258). Every other sub-ICB location lies wholly in "
+    "one 2026 ICB, so Suffolk and North East Essex and Hertfordshire and West Essex split along "
+    "sub-ICB boundaries by resident population (not by merger_share's patient shares); a 2026 "
+    "ICB made of whole 2023 ICBs equals the sum of their population_projection_2022."
+)
 # Net migration and the health-deprivation score (centred on 0) may be negative; nothing else.
 SIGNED_VARIABLES = ("npp_net_migration", "imd_health_score")
 # Sub-ICB locations reshaped by Frimley's split (Aug 2026 ODS code -> home 2023 ICB ODS code).
@@ -80,15 +119,17 @@ SICBL_RESHAPED = {"U2G6B": "QNQ", "92A": "QXU", "D9Y0V": "QRL"}
 
 ATTRIBUTION = "Contains public sector information licensed under the Open Government Licence v3.0"
 LICENCE = (
-    f"{ATTRIBUTION}. Sources: ONS (2018-based SNPP and NPP, mid-year estimates, geography "
-    "lookups), NHS England (GP-registered patients, AIF weighted populations), MHCLG (English "
-    "Indices of Deprivation 2019). Aggregation of the SNPP to ICBs, its variant series and the "
-    "split of ages 90-100: The Strategy Unit (NHS Midlands and Lancashire), 'How much "
-    "healthcare' app."
+    f"{ATTRIBUTION}. Sources: ONS (2018-based SNPP and NPP, 2022-based SNPP for sub-ICB "
+    "locations, mid-year estimates, geography lookups), NHS England (GP-registered patients, "
+    "AIF weighted populations), MHCLG (English Indices of Deprivation 2019). Aggregation of "
+    "the 2018-based SNPP to ICBs, its variant series and the split of ages 90-100: The "
+    "Strategy Unit (NHS Midlands and Lancashire), 'How much healthcare' app."
 )
 SOURCES = (
     "population_projection/estimate: ONS 2018-based SNPP and MYE 2000-2017 by ICB via The "
-    "Strategy Unit (aging_pop_web_app @8c68c30); npp_*: ONS 2018-based NPP England open data "
+    "Strategy Unit (aging_pop_web_app @8c68c30); population_projection_2022*: ONS 2022-based "
+    "SNPP for sub-ICB locations, migration-category variant (24 Jun 2025), summed to ICBs and "
+    "split to single years with the 2018-based shape; npp_*: ONS 2018-based NPP England open data "
     "workbooks (21 Oct 2019); gp_registered: NHS England Patients Registered at a GP Practice, "
     "1 Aug 2026; imd_*: MHCLG IoD 2019 File 10 (LAD summaries); aif_*: NHS England ICB "
     "allocation tool GP-practice weighted populations 2022/23-2028/29; merger_share: GP "
@@ -195,11 +236,14 @@ def england_snpp_2043(paths: Paths) -> dict[str, int]:
 
 
 def _npp_rows(sheet, flow: str | None = None) -> tuple[list[tuple[int, str]], np.ndarray]:
-    """Row labels (sex, age label) and the 2018..2043 values of one NPP sheet."""
+    """Row labels (sex, age label) and the 2018..2047 (NPP_YEARS) values of one NPP sheet."""
     header = [str(h).strip() for h in sheet.row_values(0)]
     first = 3 if flow is not None else 2
     starts = [int(h.split("-")[0]) for h in header[first:]]
-    cols = [first + starts.index(y) for y in YEARS]
+    missing = sorted(set(NPP_YEARS.tolist()) - set(starts))
+    if missing:
+        raise BuildError(f"NPP sheet {sheet.name}: no columns for years {missing}")
+    cols = [first + starts.index(y) for y in NPP_YEARS]
     labels, values = [], []
     for r in range(1, sheet.nrows):
         row = sheet.row_values(r)
@@ -273,6 +317,188 @@ def npp_all(paths: Paths) -> dict[str, np.ndarray]:
     folder = paths.raw / "national_projections_npp"
     parts = [npp_variant(folder / f"en_{code}_opendata2018.xls.gz") for code in NPP_CODES]
     return {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+
+
+# --------------------------------------------------------------------------- SNPP 2022-based
+
+
+def snpp2022_workbook(path: Path) -> xr.DataArray:
+    """One ONS 2022-based SNPP workbook (five-year groups) as DataArray(area, sex, age_group,
+    year_2022), float64 exactly as published.
+
+    Reads the `Females` and `Males` sheets (header row 4: CODE, AREA, AGE GROUP, 2022..2047).
+    Coordinates on `area`: `area_name` and `area_parent`, the code of the nearest E40 (NHS
+    region) row above an area's rows ("" for areas above the first region row), which is how
+    the sub-ICB workbook nests sub-ICB locations in regions. Each area's `All ages` row must
+    equal the sum of its groups to within 1 person (the workbook rounds every cell to 0.1).
+    """
+    import xlrd
+
+    book = xlrd.open_workbook(str(path))
+    expected = ["CODE", "AREA", "AGE GROUP", *[float(y) for y in YEARS_2022]]
+    by_sex, areas = {}, None
+    for sex, sheet_name in SNPP2022_SHEETS.items():
+        sheet = book.sheet_by_name(sheet_name)
+        if sheet.row_values(3) != expected:
+            raise BuildError(f"{path.name} {sheet_name}: header row 4 is not {expected[:4]}..2047")
+        rows = [sheet.row_values(r) for r in range(4, sheet.nrows)]
+        table = pd.DataFrame(rows, columns=["code", "name", "group", *YEARS_2022.tolist()])
+        table = table[table["code"] != ""]
+        order = list(dict.fromkeys(table["code"]))
+        if areas is None:
+            areas = table.drop_duplicates("code").set_index("code")["name"].reindex(order)
+        elif order != list(areas.index):
+            raise BuildError(f"{path.name}: the Males and Females sheets list different areas")
+        values = table.set_index(["code", "group"])[YEARS_2022.tolist()].astype(float)
+        if values.index.duplicated().any():
+            raise BuildError(f"{path.name} {sheet_name}: duplicate (area, age group) rows")
+        full = pd.MultiIndex.from_product([order, [*AGE_GROUPS, "All ages"]])
+        if len(values) != len(full) or not values.index.isin(full).all():
+            raise BuildError(f"{path.name} {sheet_name}: each area needs {AGE_GROUPS} and All ages")
+        groups = values.reindex(pd.MultiIndex.from_product([order, AGE_GROUPS])).to_numpy()
+        groups = groups.reshape(len(order), len(AGE_GROUPS), len(YEARS_2022))
+        total = values.xs("All ages", level="group").reindex(order).to_numpy()
+        if np.abs(groups.sum(1) - total).max() > 1.0:
+            raise BuildError(f"{path.name} {sheet_name}: All ages differs from the sum of groups")
+        by_sex[sex] = groups
+    parents, current = [], ""
+    for code in areas.index:
+        current = code if code.startswith("E40") else current
+        parents.append(current if code.startswith("E38") else "")
+    return xr.DataArray(
+        np.stack([by_sex[s] for s in SEXES], axis=1),
+        dims=("area", "sex", "age_group", "year_2022"),
+        coords={
+            "area": list(areas.index),
+            "area_name": ("area", list(areas.to_numpy())),
+            "area_parent": ("area", parents),
+            "sex": SEXES,
+            "age_group": list(AGE_GROUPS),
+            "year_2022": YEARS_2022,
+        },
+        name="population",
+    )
+
+
+def age_group_sums(single: np.ndarray) -> np.ndarray:
+    """Single ages [..., 91] summed into the 19 five-year groups [..., 19] (90+ is age 90)."""
+    lead = single.shape[:-1]
+    fives = single[..., :TOP_AGE].reshape(*lead, TOP_AGE // 5, 5).sum(-1)
+    return np.concatenate([fives, single[..., TOP_AGE:]], -1)
+
+
+def split_single_years(groups: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Split five-year totals [..., 19 groups] into single ages [..., 91] by `shape`.
+
+    `shape[..., 91]` (non-negative, same leading dims) gives the within-group age pattern:
+    each age gets its group's total times its share of the group in `shape`, so every group
+    total is kept exactly (to float rounding). A group whose `shape` sums to 0 is split
+    evenly. Age 90 is the 90+ group unchanged.
+    """
+    if groups.shape[-1] != len(AGE_GROUPS) or shape.shape[-1] != len(AGES):
+        raise ValueError("expected 19 age groups and 91 single ages")
+    if (shape < 0).any():
+        raise ValueError("the single-year shape has negative cells")
+    shape = np.asarray(shape, dtype=float)
+    band_total = age_group_sums(shape)
+    width = np.bincount(AGE_GROUP_OF_AGE).astype(float)
+    total = band_total[..., AGE_GROUP_OF_AGE]
+    weight = np.divide(shape, total, out=np.zeros_like(shape), where=total > 0)
+    weight = np.where(total > 0, weight, 1.0 / width[AGE_GROUP_OF_AGE])
+    return np.asarray(groups, dtype=float)[..., AGE_GROUP_OF_AGE] * weight
+
+
+def sicb_icb26_share(
+    paths: Paths, lookup: pd.DataFrame, practice_map: pd.DataFrame, icbs26: list[str]
+) -> np.ndarray:
+    """Share of each April 2023 sub-ICB location's patients in each April 2026 ICB [sicb, icb26].
+
+    The same basis as `merger_share` (SOURCES.md §8): AIF 2022/23 practices (`LOC22` is the
+    sub-ICB location, on the April 2023 codes) joined to the August 2026 practice map by
+    practice code, weighted by 2022/23 registered patients. Rows follow `lookup` order.
+    """
+    aif22 = pd.read_csv(
+        paths.raw / "nhse_allocations" / "aif_gp_practice_weighted_population_2022_23.csv",
+        usecols=["Practice_Code", "LOC22", "Patients"],
+        dtype={"Practice_Code": str, "LOC22": str},
+    )
+    joined = aif22.merge(
+        practice_map[["PRACTICE_CODE", "ONS_ICB_CODE"]],
+        left_on="Practice_Code",
+        right_on="PRACTICE_CODE",
+    )
+    i = pd.Index(lookup["SICBL23CDH"]).get_indexer(joined["LOC22"])
+    j = pd.Index(icbs26).get_indexer(joined["ONS_ICB_CODE"])
+    if (i < 0).any() or (j < 0).any():
+        raise BuildError("AIF 2022/23: sub-ICB or 2026 ICB codes outside the lookups")
+    share = np.zeros((len(lookup), len(icbs26)))
+    np.add.at(share, (i, j), joined["Patients"].to_numpy(float))
+    if (share.sum(1) <= 0).any():
+        raise BuildError("AIF 2022/23: a sub-ICB location has no practice in the 2026 map")
+    return share / share.sum(1, keepdims=True)
+
+
+def snpp2022(
+    paths: Paths,
+    lookup: pd.DataFrame,
+    codes: list[str],
+    practice_map: pd.DataFrame,
+    codes26: list[str],
+    principal_2018: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The 2022-based SNPP by single year on the 42 (2023) and 36 (2026) ICBs.
+
+    `principal_2018[year(2018..2043), icb, sex, age]` is the 2018-based single-year shape.
+    Returns (pop[year_2022, icb, sex, age], pop26[year_2022, icb26, sex, age], report).
+    42 ICBs: the sub-ICB groups are summed to their April 2023 ICB, then split by that ICB's
+    2018-based shape in the same mid-year (the 2043 shape for 2044..2047). 36 ICBs: each
+    sub-ICB location is split by its 2023 ICB's shape and added to its 2026 ICB; a sub-ICB
+    location that straddles 2026 ICBs is shared by `sicb_icb26_share`, evenly across sex and
+    age.
+    """
+    folder = paths.raw / SNPP2022_FOLDER
+    raw = snpp2022_workbook(folder / SNPP2022_SICB_FILE)
+    regional = snpp2022_workbook(folder / SNPP2022_REGION_FILE)
+    codes_in = [c for c in raw["area"].values if c.startswith("E38")]
+    if sorted(codes_in) != sorted(lookup["SICBL23CD"]):
+        raise BuildError(f"{SNPP2022_SICB_FILE}: sub-ICB codes differ from the April 2023 lookup")
+    sub = lookup.set_index("SICBL23CD")
+    names = pd.Series(raw["area_name"].values, index=raw["area"].values)
+    parent = pd.Series(raw["area_parent"].values, index=raw["area"].values)
+    nested = names.reindex(parent.reindex(sub.index).to_numpy()).to_numpy()
+    if not (nested == sub["NHSER23NM"].to_numpy()).all():
+        raise BuildError(f"{SNPP2022_SICB_FILE}: sub-ICBs nested in other regions than the lookup")
+
+    # [sicb, year, sex, group] in lookup order, and the parent ICB index of each sub-ICB.
+    groups = raw.sel(area=list(sub.index)).transpose("area", "year_2022", "sex", "age_group")
+    groups = groups.to_numpy()
+    parent_icb = pd.Index(codes).get_indexer(sub["ICB23CD"])
+    shape_year = np.minimum(YEARS_2022, YEARS[-1]) - YEARS[0]
+    shape = principal_2018[shape_year].astype(float)  # [year_2022, icb, sex, age]
+
+    icb_groups = np.zeros((len(YEARS_2022), len(codes), 2, len(AGE_GROUPS)))
+    np.add.at(icb_groups, (slice(None), parent_icb), groups.transpose(1, 0, 2, 3))
+    pop = split_single_years(icb_groups, shape)
+
+    by_sicb = split_single_years(groups, shape[:, parent_icb].transpose(1, 0, 2, 3))
+    share = sicb_icb26_share(paths, lookup, practice_map, codes26)
+    pop26 = np.einsum("sj,syxa->yjxa", share, by_sicb)
+
+    band_total = age_group_sums(shape)
+    straddling = {
+        code: {codes26[j]: round(float(share[i, j]), 4) for j in np.flatnonzero(share[i])}
+        for i, code in enumerate(sub.index)
+        if (share[i] > 0).sum() > 1
+    }
+    report = {
+        "snpp2022_raw": raw,
+        "snpp2022_regional_raw": regional,
+        "snpp2022_sicb_icb": sub["ICB23CD"],
+        "snpp2022_sicb_icb26_share": share,
+        "snpp2022_straddling_sicbs": straddling,
+        "snpp2022_even_split_groups": int((band_total == 0).sum()),
+    }
+    return pop, pop26, report
 
 
 # --------------------------------------------------------------------------- GP registered
@@ -528,10 +754,16 @@ def assemble(paths: Paths) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame, dict
     imd = imd_scores(paths, codes)
     share, merger_rows = merger_share(paths, codes, codes26)
     aif_pop, aif_wp, aif_splits = aif(paths, icbs, icbs26, merger_rows)
+    principal = proj[list(PROJECTION_VARIANTS).index("principal")]
+    pop22, pop22_26, snpp22_report = snpp2022(
+        paths, lookup, codes, practice_map, codes26, principal
+    )
 
     coords = {
         "variant": list(PROJECTION_VARIANTS),
         "year": YEARS.astype(np.int32),
+        "year_2022": YEARS_2022.astype(np.int32),
+        "npp_year": NPP_YEARS.astype(np.int32),
         "estimate_year": ESTIMATE_YEARS.astype(np.int32),
         "aif_year": AIF_YEARS.astype(np.int32),
         "icb": codes,
@@ -548,7 +780,7 @@ def assemble(paths: Paths) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame, dict
         "fertility_age": FERTILITY_AGES.astype(np.int32),
         "aif_component": AIF_COMPONENTS,
     }
-    v = ("variant", "year", "sex", "age")
+    v = ("variant", "npp_year", "sex", "age")
     data = {
         "population_projection": (
             ("variant", "year", "icb", "sex", "age"),
@@ -556,6 +788,22 @@ def assemble(paths: Paths) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame, dict
             "persons",
             "ONS 2018-based SNPP at mid-year `year` by 2023 ICB (The Strategy Unit aggregation), "
             "principal and 10 variants",
+        ),
+        "population_projection_2022": (
+            ("year_2022", "icb", "sex", "age"),
+            pop22,
+            "persons",
+            "ONS 2022-based SNPP (migration-category variant, the principal) at mid-year "
+            "`year_2022` by 2023 ICB: sub-ICB locations summed, five-year groups split to single "
+            "years (unrounded)",
+        ),
+        "population_projection_2022_icb26": (
+            ("year_2022", "icb26", "sex", "age"),
+            pop22_26,
+            "persons",
+            "ONS 2022-based SNPP (migration-category variant, the principal) at mid-year "
+            "`year_2022` by April 2026 ICB: sub-ICB locations summed, split to single years "
+            "(unrounded)",
         ),
         "population_estimate": (
             ("estimate_year", "icb", "sex", "age"),
@@ -573,21 +821,21 @@ def assemble(paths: Paths) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame, dict
             v,
             npp["mortality"],
             "probability",
-            "ONS NPP 2018 England: probability that a person aged `age` at mid-year `year` dies "
-            "before mid-year `year`+1",
+            "ONS NPP 2018 England: probability that a person aged `age` at mid-year `npp_year` "
+            "dies before mid-year `npp_year`+1",
         ),
         "npp_mortality_birth": (
-            ("variant", "year", "sex"),
+            ("variant", "npp_year", "sex"),
             npp["mortality_birth"],
             "probability",
-            "ONS NPP 2018 England: probability that a baby born between mid-year `year` and "
-            "`year`+1 dies before mid-year `year`+1",
+            "ONS NPP 2018 England: probability that a baby born between mid-year `npp_year` and "
+            "`npp_year`+1 dies before mid-year `npp_year`+1",
         ),
         "npp_fertility": (
-            ("variant", "year", "fertility_age"),
+            ("variant", "npp_year", "fertility_age"),
             npp["fertility"],
             "births per woman",
-            "ONS NPP 2018 England: births in mid-year `year` to `year`+1 per woman aged "
+            "ONS NPP 2018 England: births in mid-year `npp_year` to `npp_year`+1 per woman aged "
             "`fertility_age` (mean of women that age at the two mid-years)",
         ),
         "npp_net_migration": (
@@ -595,13 +843,13 @@ def assemble(paths: Paths) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame, dict
             _int32(npp["migration"]),
             "persons",
             "ONS NPP 2018 England: net migration (international + cross-border) between mid-year "
-            "`year` and `year`+1, by age at migration",
+            "`npp_year` and `npp_year`+1, by age at migration",
         ),
         "npp_population": (
             v,
             _int32(npp["population"]),
             "persons",
-            "ONS NPP 2018 England population at mid-year `year`",
+            "ONS NPP 2018 England population at mid-year `npp_year`",
         ),
         "imd_score": (
             ("icb",),
@@ -650,8 +898,14 @@ def assemble(paths: Paths) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame, dict
         coords=coords,
     )
     ds["npp_fertility"].attrs["male_births_per_female_birth"] = 1.05
+    for name in ("population_projection_2022", "population_projection_2022_icb26"):
+        ds[name].attrs["single_year_method"] = SINGLE_YEAR_METHOD
+        ds[name].attrs["source"] = (
+            f"ONS, {SNPP2022_SICB_FILE} (24 June 2025), Tables 3 Males/Females; OGL v3"
+        )
+    ds["population_projection_2022_icb26"].attrs["footprint"] = ICB26_METHOD
     ds.attrs = {"sources": SOURCES, "licence": LICENCE}
-    report = {"aif_practices_split_by_merger_share": aif_splits}
+    report = {"aif_practices_split_by_merger_share": aif_splits, **snpp22_report}
     report["england_2043_source"] = england_snpp_2043(paths)
     return ds, icbs, icbs26, report
 
@@ -709,7 +963,7 @@ def check(ds: xr.Dataset, icbs26: pd.DataFrame, report: dict) -> list[str]:
             abs(got - source_total) <= 100,
             f"{variant} 2043: ICBs {got:,} vs England {source_total:,}",
         )
-    npp_2043 = int(ds["npp_population"].sel(variant="principal", year=2043).sum())
+    npp_2043 = int(ds["npp_population"].sel(variant="principal", npp_year=2043).sum())
     expect(abs(npp_2043 - ENGLAND_2043["principal"]) <= 5, f"NPP principal 2043 = {npp_2043:,}")
 
     gp_total = int(ds["gp_registered"].sum())
@@ -731,25 +985,167 @@ def check(ds: xr.Dataset, icbs26: pd.DataFrame, report: dict) -> list[str]:
     q = ds["npp_mortality"]
     expect(bool((q <= 1).all()), "a mortality probability exceeds 1")
     expect(bool((q.sel(age=90) > q.sel(age=89)).all()), "90+ mortality should exceed age 89")
-    tfr = ds["npp_fertility"].sel(variant="principal", year=2043).sum().item()
+    tfr = ds["npp_fertility"].sel(variant="principal", npp_year=2043).sum().item()
     expect(1.5 < tfr < 2.0, f"principal 2043 total fertility rate {tfr:.2f} is implausible")
     for var in ("imd_score", "imd_income_score", "imd_health_score"):
         expect(ds[var].notnull().all().item(), f"{var} missing for some ICBs")
+    expect(list(ds["npp_year"].values) == NPP_YEARS.tolist(), "npp_year should run 2018..2047")
+    problems += check_snpp2022(ds, report)
+    return problems
+
+
+def _worst_relative(got: np.ndarray, want: np.ndarray) -> float:
+    """Largest |got - want| / max(|want|, 1); infinite when there is nothing to compare."""
+    if np.size(want) == 0:
+        return float("inf")
+    return float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1.0)))
+
+
+def check_snpp2022(ds: xr.Dataset, report: dict) -> list[str]:
+    """Checks of the 2022-based SNPP variables; against the raw workbooks when `report` has them.
+
+    Also records the largest deviation of each check in `report["snpp2022_deviation"]`.
+    """
+    problems = []
+    worst = report.setdefault("snpp2022_deviation", {})
+
+    def expect(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    pop = ds["population_projection_2022"]
+    pop26 = ds["population_projection_2022_icb26"]
+    expect(pop.dtype == np.float64 and pop26.dtype == np.float64, "2022-based SNPP is not float64")
+    expect(list(ds["year_2022"].values) == YEARS_2022.tolist(), "year_2022 should run 2022..2047")
+    england = pop.sum(["icb", "age"])  # sex, year_2022
+    for year, published in ENGLAND_2022_BASED.items():
+        got = float(england.sel(year_2022=year).sum())
+        expect(abs(got - published) <= 5, f"2022-based England {year}: {got:,.1f} vs {published:,}")
+    by_sex26 = pop26.sum(["icb26", "age"]).transpose(*england.dims).values
+    worst["icb26_vs_icb_england_relative"] = _worst_relative(by_sex26, england.values)
+    expect(
+        worst["icb26_vs_icb_england_relative"] <= 1e-12,
+        "2022-based SNPP: the 36-ICB England totals differ from the 42-ICB ones",
+    )
+    # A 2026 ICB formed only of whole 2023 ICBs must be exactly their sum.
+    share = ds["merger_share"]
+    whole = ((share == 0) | (share == 1)).all("icb") & (share == 1).any("icb")
+    summed = xr.dot(pop, share.where(whole, 0), dim="icb").sel(icb26=whole)
+    mine = pop26.sel(icb26=whole).transpose(*summed.dims)
+    worst["icb26_whole_vs_icb_relative"] = _worst_relative(mine.values, summed.values)
+    report["snpp2022_icb26_whole"] = int(whole.sum())
+    expect(
+        bool(whole.sum() >= 28) and worst["icb26_whole_vs_icb_relative"] <= 1e-12,
+        "2022-based SNPP: 2026 ICBs made of whole 2023 ICBs differ from their sum",
+    )
+    straddling = report.get("snpp2022_straddling_sicbs")
+    if straddling is not None:
+        expect(
+            set(straddling) == set(STRADDLING_SICBS),
+            f"sub-ICB locations straddling 2026 ICBs {sorted(straddling)} differ from "
+            f"STRADDLING_SICBS {sorted(STRADDLING_SICBS)} (update ICB26_METHOD and the docs)",
+        )
+    raw = report.get("snpp2022_raw")
+    if raw is None:  # e.g. a test that checks the packaged file alone
+        return problems
+
+    order = ("year_2022", "sex", "age_group")
+    codes = raw["area"].values
+    eng_row = raw.sel(area="E92000001").transpose(*order).values
+    for year, published in ENGLAND_2022_BASED.items():
+        row = eng_row[YEARS_2022.tolist().index(year)].sum()
+        expect(round(row) == published, f"ONS England row {year}: {row:,.1f} vs {published:,}")
+    single = pop.transpose("year_2022", "icb", "sex", "age").values
+    grouped = age_group_sums(single)  # [year, icb, sex, group]
+    sub_to_icb = report["snpp2022_sicb_icb"]
+    sub = raw.sel(area=list(sub_to_icb.index)).transpose("area", *order).values
+    icb_i = pd.Index(ds["icb"].values).get_indexer(sub_to_icb.to_numpy())
+    from_raw = np.zeros_like(grouped)
+    np.add.at(from_raw, (slice(None), icb_i), sub.transpose(1, 0, 2, 3))
+    worst["regroup_abs"] = float(np.abs(grouped - from_raw).max())
+    worst["regroup_relative"] = _worst_relative(grouped, from_raw)
+    expect(
+        worst["regroup_relative"] <= 1e-12,
+        "2022-based SNPP: single years do not re-aggregate to the published five-year groups",
+    )
+    grouped26 = age_group_sums(pop26.transpose("year_2022", "icb26", "sex", "age").values)
+    from_raw26 = np.einsum("nj,nyxg->yjxg", report["snpp2022_sicb_icb26_share"], sub)
+    worst["regroup_icb26_relative"] = _worst_relative(grouped26, from_raw26)
+    expect(
+        worst["regroup_icb26_relative"] <= 1e-12,
+        "2022-based SNPP (36 ICBs): single years do not re-aggregate to the sub-ICB groups",
+    )
+
+    totals = grouped.sum((1, 3))  # [year, sex]
+    eng_totals = eng_row.sum(-1)
+    worst["england_year_relative"] = _worst_relative(totals.sum(1), eng_totals.sum(1))
+    worst["england_year_sex_relative"] = _worst_relative(totals, eng_totals)
+    worst["england_year_abs"] = float(np.abs(totals.sum(1) - eng_totals.sum(1)).max())
+    expect(
+        worst["england_year_sex_relative"] <= SNPP2022_REL_TOL,
+        "2022-based SNPP: ICB sums differ from the ONS England row "
+        f"(relative {worst['england_year_sex_relative']:.1e})",
+    )
+    regions = ds["region_name"].values
+    name_of = pd.Series(raw["area_name"].values, index=codes)
+    worst_region = 0.0
+    for code in (c for c in codes if c.startswith("E40")):
+        row = raw.sel(area=code).transpose(*order).values.sum(-1)  # [year, sex]
+        mine = grouped[:, regions == name_of[code]].sum((1, 3))
+        worst_region = max(worst_region, _worst_relative(mine, row))
+        expect(mine.size > 0 and (regions == name_of[code]).any(), f"no ICBs in region {code}")
+    worst["region_year_sex_relative"] = worst_region
+    expect(
+        worst_region <= SNPP2022_REL_TOL,
+        f"2022-based SNPP: ICB sums differ from the NHS region rows (relative {worst_region:.1e})",
+    )
+
+    regional = report["snpp2022_regional_raw"]
+    reg_eng = regional.sel(area="E92000001").transpose(*order).values
+    expect(np.array_equal(reg_eng, eng_row), "the two 2022-based workbooks' England rows differ")
+    e12 = [c for c in regional["area"].values if c.startswith("E12")]
+    e12_sum = regional.sel(area=e12).sum("area").transpose(*order).values
+    worst["e12_regions_vs_england_relative"] = _worst_relative(e12_sum, reg_eng)
+    expect(
+        len(e12) == 9 and worst["e12_regions_vs_england_relative"] <= SNPP2022_REL_TOL,
+        "2022-based SNPP: the 9 English regions do not add up to England",
+    )
     return problems
 
 
 # --------------------------------------------------------------------------- writing
 
 
+def encoding(ds: xr.Dataset) -> dict[str, dict]:
+    """zlib level 9 with byte shuffle, one chunk per variable except `population_projection`.
+
+    `population_projection` gets one chunk per variant, so a reader can take one variant
+    without decompressing all 11. That costs about 0.8 MB against whole-array chunks (deflate
+    then also finds the values the variants share), so the small England-only `npp_*` arrays
+    stay in one chunk each (0.3 MB less than per-variant chunks).
+    """
+    return {
+        name: {
+            "zlib": True,
+            "complevel": 9,
+            "shuffle": True,
+            "chunksizes": tuple(
+                1 if dim == "variant" and name in PER_VARIANT_CHUNKS else n
+                for dim, n in var.sizes.items()
+            ),
+        }
+        for name, var in ds.data_vars.items()
+    }
+
+
 def write(ds: xr.Dataset, icbs: pd.DataFrame, icbs26: pd.DataFrame, out: Path) -> Path:
     """Write atomically (temp name then rename) so a failed build never leaves half a file."""
     out.mkdir(parents=True, exist_ok=True)
-    encoding = {name: {"zlib": True, "complevel": 6, "shuffle": True} for name in ds.data_vars}
     target = out / "reference.nc"
     fd, tmp = tempfile.mkstemp(suffix=".nc", dir=out)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding(ds))
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the package file must be readable
         os.replace(tmp, target)
     finally:
@@ -788,6 +1184,16 @@ def main(argv: list[str] | None = None) -> int:
     size = target.stat().st_size / 1e6
     print(f"wrote {target} ({size:.2f} MB), data_version {ds.attrs['data_version']}")
     print(f"AIF practices split by merger share: {report['aif_practices_split_by_merger_share']}")
+    england = ds["population_projection_2022"].sum(["icb", "sex", "age"])
+    shown = {int(y): f"{float(england.sel(year_2022=y)):,.1f}" for y in ENGLAND_2022_BASED}
+    print(f"2022-based SNPP England (sum of ICBs): {shown}")
+    print(f"2022-based SNPP sub-ICBs straddling 2026 ICBs: {report['snpp2022_straddling_sicbs']}")
+    print(
+        f"2022-based SNPP groups split evenly (no 2018 shape): "
+        f"{report['snpp2022_even_split_groups']}"
+    )
+    deviation = {k: f"{v:.2e}" for k, v in report["snpp2022_deviation"].items()}
+    print(f"2022-based SNPP largest deviations: {deviation}")
     return 0
 
 

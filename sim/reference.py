@@ -30,13 +30,15 @@ REFERENCE_FILE = "reference.nc"
 # The contract in docs/architecture.md: every variable and its dims, in order.
 REFERENCE_VARIABLES: dict[str, tuple[str, ...]] = {
     "population_projection": ("variant", "year", "icb", "sex", "age"),
+    "population_projection_2022": ("year_2022", "icb", "sex", "age"),
+    "population_projection_2022_icb26": ("year_2022", "icb26", "sex", "age"),
     "population_estimate": ("estimate_year", "icb", "sex", "age"),
     "gp_registered": ("icb", "sex", "age"),
-    "npp_mortality": ("variant", "year", "sex", "age"),
-    "npp_mortality_birth": ("variant", "year", "sex"),
-    "npp_fertility": ("variant", "year", "fertility_age"),
-    "npp_net_migration": ("variant", "year", "sex", "age"),
-    "npp_population": ("variant", "year", "sex", "age"),
+    "npp_mortality": ("variant", "npp_year", "sex", "age"),
+    "npp_mortality_birth": ("variant", "npp_year", "sex"),
+    "npp_fertility": ("variant", "npp_year", "fertility_age"),
+    "npp_net_migration": ("variant", "npp_year", "sex", "age"),
+    "npp_population": ("variant", "npp_year", "sex", "age"),
     "imd_score": ("icb",),
     "imd_income_score": ("icb",),
     "imd_health_score": ("icb",),
@@ -46,6 +48,8 @@ REFERENCE_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 COUNT_VARIABLES = (
     "population_projection",
+    "population_projection_2022",
+    "population_projection_2022_icb26",
     "population_estimate",
     "gp_registered",
     "npp_population",
@@ -87,9 +91,10 @@ PROFILE_COLUMNS = ["profile", "sex", "age", "relative_rate"]
 # Short descriptions for `specsim data`; sources in full are in sim/data/README.md.
 DATA_FILES = {
     REFERENCE_FILE: (
-        "Populations by ICB (SNPP 2018-based, MYE, GP-registered), NPP England mortality, "
-        "fertility and migration, IMD 2019, AIF weighted populations, 2026 merger shares",
-        "ONS, NHS England, MHCLG (OGL v3); ICB aggregation of SNPP by The Strategy Unit",
+        "Populations by ICB (SNPP 2018-based with variants; SNPP 2022-based principal on the "
+        "2023 and 2026 ICBs; MYE; GP-registered), NPP England mortality, fertility and "
+        "migration 2018-2047, IMD 2019, AIF weighted populations, 2026 merger shares",
+        "ONS, NHS England, MHCLG (OGL v3); ICB aggregation of SNPP 2018 by The Strategy Unit",
     ),
     "icbs.csv": ("The 42 ICBs of April 2023 with their NHS regions", "ONS April 2023 lookup"),
     "icbs_2026.csv": (
