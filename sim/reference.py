@@ -64,8 +64,9 @@ SERVICE_COLUMNS = [
     "crg",
     "highly_specialised",
     "delegation_group",
+    "need_group",
     "baseline_spend_gbp",
-    "spend_basis",
+    "basis",
     "age_profile",
     "non_demographic_growth",
     "mean_cost_gbp",
@@ -84,7 +85,17 @@ SERVICE_NUMBERS = [
 ]
 SERVICE_CHOICES = {
     "delegation_group": {"wave_59", "wave_70", "retained"},
-    "spend_basis": {"published", "assumption"},
+    "need_group": {
+        "cancer",
+        "cardiac",
+        "renal",
+        "neonatal_critical_care",
+        "adult_critical_care",
+        "hiv_blood_infection",
+        "mental_health",
+        "other_physical",
+    },
+    "basis": {"published", "derived", "assumption"},
 }
 PROFILE_COLUMNS = ["profile", "sex", "age", "relative_rate"]
 

@@ -453,7 +453,7 @@ def test_catalogue_matches_published_totals(catalogue):
     assert spend["wave_59"] + spend["wave_70"] == 14_000_000_000
     assert (services["delegation_group"] == "wave_70").sum() == 11
     assert 60 <= len(services) <= 150
-    assert set(services["spend_basis"]) <= {"published", "assumption"}
+    assert set(services["basis"]) <= {"published", "derived", "assumption"}
     assert (services["basis_note"].str.len() > 0).all()
     assert set(services["age_profile"]) <= set(profiles["profile"].values)
     assert services["high_cost_share"].between(0, 1).all()

@@ -172,6 +172,112 @@ def test_services_and_profiles_load_typed() -> None:
     assert set(services["age_profile"]) <= set(profiles["profile"].values)
 
 
+# ------------------------------------------------------- the catalogue's published anchors
+
+
+@pytest.fixture(scope="module")
+def catalogue_script():
+    """scripts/build_service_catalogue.py as a module: its anchors and the docs' tables."""
+    path = REPO_ROOT / "scripts" / "build_service_catalogue.py"
+    spec = importlib.util.spec_from_file_location("build_service_catalogue", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass resolves annotations through sys.modules
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_packaged_catalogue_is_the_script_output(tmp_path: Path, catalogue_script) -> None:
+    path = tmp_path / "services.csv"
+    catalogue_script.build_services().to_csv(path, index=False)
+    pd.testing.assert_frame_equal(reference.load_services(path), reference.load_services())
+
+
+def test_catalogue_meets_its_published_anchors(catalogue_script) -> None:
+    """The figures docs/service_catalogue.md claims (DOMAIN.md, 'More published figures')."""
+    services = reference.load_services()
+    gbp = services.set_index("service_id")["baseline_spend_gbp"]
+    bn = 1_000_000_000
+    assert gbp.sum() == 25 * bn  # 2023/24
+    group = services.groupby("delegation_group")["baseline_spend_gbp"].sum()
+    # the 59 (Feb 2023 split, excluding high-cost drugs and devices); the 70 (about £14bn)
+    assert (group["wave_59"], group["wave_70"], group["retained"]) == (13 * bn, 1 * bn, 11 * bn)
+    anchor = services["service_id"].map(catalogue_script.ANCHOR_OF)
+    assert anchor.notna().all()
+    by_anchor = services.groupby(anchor)["baseline_spend_gbp"].sum() / 1e6
+    for key, millions in {
+        "ready_59": 13_000,
+        "added_11": 1_000,
+        "not_ready": 500,  # with the 11: the 29 suitable but not ready, £1.5bn
+        "national_89": 1_300,  # the 89 kept national, including the 78 HSS
+        "mh_collab": 2_000,  # mental health provider collaboratives
+        "funds": 680,  # Cancer Drugs Fund + Innovative Medicines Fund
+    }.items():
+        assert by_anchor[key] == millions, key
+    split = by_anchor[["ready_59", "added_11", "not_ready", "national_89"]].sum()
+    assert split == 15_800
+    assert by_anchor["ready_59"] / split == pytest.approx(0.80, abs=0.03)  # the 2022 roadmap
+    # high-cost drugs and devices: separate rows, all retained, about a quarter of spend (2016)
+    hcdd = services[anchor == "hcdd"]
+    assert (hcdd["delegation_group"] == "retained").all()
+    assert services["service_id"].str.startswith("hcdd_").sum() == 8
+    assert set(services.loc[services["service_id"].str.startswith("hcdd_"), "service_id"]) <= set(
+        hcdd["service_id"]
+    )
+    assert 0.18 < hcdd["baseline_spend_gbp"].sum() / gbp.sum() < 0.30
+    # chemotherapy (delivery and drugs): over £1.5bn, the biggest service area
+    chemo_ids = ["chemotherapy_adult", "hcdd_chemotherapy"]
+    chemo = gbp[chemo_ids].sum()
+    assert chemo > 1.5 * bn
+    areas = services[~services["service_id"].isin([*chemo_ids, "cancer_drugs_fund"])]
+    areas = areas[~areas["crg"].str.startswith("Specialised drugs")]
+    assert chemo > areas.groupby("crg")["baseline_spend_gbp"].sum().max()
+    # dialysis: the published cost per patient, and patients consistent with 43,000 on RRT
+    row = services.set_index("service_id").loc["renal_dialysis"]
+    assert 24_804 <= row["mean_cost_gbp"] <= 25_116
+    on_dialysis = row["baseline_spend_gbp"] / row["mean_cost_gbp"]
+    transplant = services.set_index("service_id").loc["renal_transplant_adult"]
+    with_transplant = transplant["baseline_spend_gbp"] / transplant["mean_cost_gbp"]
+    assert 5_500 < on_dialysis < 43_000
+    assert on_dialysis + with_transplant == pytest.approx(43_000, rel=1e-3)
+    # the ring-fenced funds and the CAR-T list price
+    assert gbp["cancer_drugs_fund"] == gbp["innovative_medicines_fund"] == 340_000_000
+    assert services.set_index("service_id").loc["car_t_therapy", "mean_cost_gbp"] == 282_000
+    # the £ on each basis (the docs' table)
+    basis = services.groupby("basis")["baseline_spend_gbp"].sum()
+    assert basis["published"] == 680_000_000
+    assert basis["derived"] == gbp["renal_dialysis"]
+    assert basis.sum() == gbp.sum()
+
+
+def test_every_row_has_a_need_group_and_a_basis_note() -> None:
+    services = reference.load_services()
+    assert set(services["need_group"]) == reference.SERVICE_CHOICES["need_group"]
+    assert (
+        (services["programme_of_care"] == "Mental health")
+        .eq(services["need_group"] == "mental_health")
+        .all()
+    )
+    note = services["basis_note"]
+    assert (note.str.split(":").str[0].str.lower() == services["basis"]).all()
+    assert note[services["basis"] != "assumption"].str.contains("£").all()
+    assert (
+        services.loc[services["crg"] == "Neonatal critical care", "need_group"]
+        .eq("neonatal_critical_care")
+        .all()
+    )
+
+
+def test_docs_quote_the_catalogue_tables(catalogue_script) -> None:
+    docs = (REPO_ROOT / "docs" / "service_catalogue.md").read_text(encoding="utf-8")
+    services = reference.load_services()
+    for table in ("basis_table", "anchor_table", "need_table"):
+        assert getattr(catalogue_script, table)(services) in docs, (
+            f"docs/service_catalogue.md: the {table} is stale; paste the output of "
+            "scripts/build_service_catalogue.py"
+        )
+
+
 # --------------------------------------------------------------------------- errors
 
 
