@@ -75,9 +75,12 @@ class FormulaInputs:
 
 
 def formula_inputs(
-    footprint: Footprint, data: ReferenceData, population_base: str
+    footprint: Footprint, data: ReferenceData, population_base: str, basis: int
 ) -> FormulaInputs:
-    """Need signals, list inflation and service profiles on `footprint`."""
+    """Need signals, list inflation and service profiles on `footprint` (list inflation
+    against the `basis` projection's principal resident population of 2026)."""
+    from sim.population import population_series
+
     ref = data.dataset
     registered = data.registered
     need = NeedInputs(
@@ -89,7 +92,7 @@ def formula_inputs(
     inflation = None
     if population_base == "registered":
         listed = footprint.counts(ref["gp_registered"].transpose("icb", "sex", "age").values)
-        resident = ref["population_projection"].sel(variant="principal", year=REGISTERED_LIST_YEAR)
+        resident = population_series(ref, basis, "principal").sel(year=REGISTERED_LIST_YEAR)
         resident = footprint.counts(resident.transpose("icb", "sex", "age").values)
         inflation = np.divide(
             listed, resident, out=np.ones(resident.shape, dtype=float), where=resident > 0

@@ -55,16 +55,15 @@ def check_scenario(
 
 
 def _check_years(scenario: Scenario, data: ReferenceData) -> None:
-    years = data.dataset["population_projection"]["year"].values
-    first, last = int(years[0]), int(years[-1])
+    from sim.population import coverage
+
+    basis = scenario.population.basis
+    first, last = coverage(data.dataset, basis)
     for field in ("base_year", "end_year"):
         year = getattr(scenario.time, field)
         if not first <= year <= last:
-            raise ScenarioError(
-                None,
-                f"time.{field}",
-                f"year {year} is outside the population data ({first}..{last})",
-            )
+            message = f"year {year} is outside the {basis}-based population data ({first}..{last})"
+            raise ScenarioError(None, f"time.{field}", message)
 
 
 def _check_names(scenario: Scenario, data: ReferenceData) -> None:

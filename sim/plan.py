@@ -220,7 +220,9 @@ def allocation_path(
         fp = footprints[name]
         if name not in masks:
             masks[name] = delegation_masks(scenario.delegation, data.services, fp.table, years)
-            inputs[name] = formula_inputs(fp, data, scenario.allocation.population_base)
+            inputs[name] = formula_inputs(
+                fp, data, scenario.allocation.population_base, scenario.population.basis
+            )
         previous = None
         if out:
             last = out[-1]

@@ -1,10 +1,16 @@
 """The ageing population: ICB x sex x single year of age, one financial year at a time.
 
-Two modes (`scenario.population.mode`):
+Two projections (`scenario.population.basis`) and two modes (`.mode`):
 
-- `projection` reads the chosen ONS 2018-based SNPP variant as published.
-- `cohort` runs a cohort-component model per ICB from the variant's base-year population,
-  so that analysts can move mortality, fertility and migration with scenario levers.
+- basis 2022 (the default): ONS's 2022-based subnational projection (migration-category
+  variant, June 2025), 2022..2047, on single years of age; its other variants are derived
+  from the 2018-based ones (`sim.projection_variants`). basis 2018: ONS's 2018-based SNPP,
+  principal and 10 variants, 2018..2043. Before a projection starts, mid-year estimates
+  (2000..2017) and then, for the 2022 basis, the 2018-based variant (2018..2021) fill the
+  series (`population_series`), so a back-cast can start in 2015.
+- `projection` mode reads the series as published; `cohort` runs a cohort-component model
+  per ICB from the base-year population (from the projection's first year on), so that
+  analysts can move mortality, fertility and migration with scenario levers.
 
 Timing follows the ONS NPP accounting, which reproduces the NPP's own population to rounding
 at single ages (tests/test_population.py checks it on the packaged data). For the year from
@@ -47,6 +53,7 @@ import numpy as np
 import xarray as xr
 
 from sim.errors import ScenarioError
+from sim.projection_variants import derive_variant
 
 if TYPE_CHECKING:
     from sim.scenario import PopulationConfig, TimeConfig
@@ -117,19 +124,64 @@ def _implied_births(
     return (next_age0 - mig_share0 * n0) / (1.0 - qb)
 
 
-def migration_shares(reference: xr.Dataset) -> np.ndarray:
+FIRST_YEAR = {2018: 2018, 2022: 2022}
+"""First year of each basis's projection (mid-years before it are estimates)."""
+
+
+def projection(reference: xr.Dataset, basis: int, variant: str) -> xr.DataArray:
+    """An ONS projection (year, icb, sex, age) in persons: the 2018-based variant, or the
+    2022-based principal or a variant derived from the 2018-based one."""
+    old = reference["population_projection"]
+    if basis == 2018:
+        return old.sel(variant=variant, drop=True)
+    new = reference["population_projection_2022"]
+    if variant != "principal":
+        new = derive_variant(new, old.sel(variant=variant), old.sel(variant="principal"))
+    return new.rename(year_2022="year")
+
+
+def coverage(reference: xr.Dataset, basis: int) -> tuple[int, int]:
+    """(first, last) mid-year of the population series of `basis`."""
+    first = int(reference["population_estimate"]["estimate_year"].values[0])
+    last = reference["year"] if basis == 2018 else reference["year_2022"]
+    return first, int(last.values[-1])
+
+
+def population_series(reference: xr.Dataset, basis: int, variant: str) -> xr.DataArray:
+    """Mid-year populations (year, icb, sex, age), float64, for every year a scenario may
+    use: estimates to 2017, the 2018-based variant up to the basis's first year, then the
+    basis's projection."""
+    parts = [reference["population_estimate"].rename(estimate_year="year")]
+    if basis != 2018:
+        parts.append(
+            projection(reference, 2018, variant).sel(year=slice(None, FIRST_YEAR[basis] - 1))
+        )
+    parts.append(projection(reference, basis, variant))
+    parts = [part.transpose("year", "icb", "sex", "age").astype(np.float64) for part in parts]
+    return xr.concat(parts, dim="year", coords="minimal", compat="override", join="exact")
+
+
+def _npp(reference: xr.Dataset, name: str, variant: str, years: np.ndarray, *dims: str):
+    """An NPP assumption of `variant` for the mid-years `years`, as (year, *dims) numpy."""
+    da = reference[name].sel(variant=variant, npp_year=years).rename(npp_year="year")
+    return _values(da, "year", *dims)
+
+
+def migration_shares(reference: xr.Dataset, basis: int = 2018) -> np.ndarray:
     """Each ICB's share of a change in England's net migration, by sex and age (icb, sex, age).
 
-    Measured from the SNPP high- minus low-migration variants (same fertility and mortality):
-    the extra persons each ICB gains beyond survival, over the extra national net migrants,
-    pooled over all years and within MIGRATION_AGE_BANDS, floored at 0 and summing to 1.
+    Measured from the basis's high- minus low-migration variants (same fertility and
+    mortality): the extra persons each ICB gains beyond survival, over the extra national
+    net migrants, pooled over all years and within MIGRATION_AGE_BANDS, floored at 0 and
+    summing to 1.
     """
-    proj = reference["population_projection"]
     gain, national = [], []
     for variant in ("high_migration", "low_migration"):
-        q = _values(reference["npp_mortality"].sel(variant=variant), "year", "sex", "age")
-        pop = _values(proj.sel(variant=variant), "year", "icb", "sex", "age")
-        mig = _values(reference["npp_net_migration"].sel(variant=variant), "year", "sex", "age")
+        path = projection(reference, basis, variant)
+        years = path["year"].values
+        q = _npp(reference, "npp_mortality", variant, years, "sex", "age")
+        pop = _values(path, "year", "icb", "sex", "age")
+        mig = _npp(reference, "npp_net_migration", variant, years, "sex", "age")
         gain.append((pop[1:] - survivors(pop[:-1], q[:-1, None])).sum(0))
         national.append(cohort_migration(mig[:-1], q[:-1]).sum(0))
     d_gain, d_nat = gain[0] - gain[1], national[0] - national[1]
@@ -142,24 +194,21 @@ def migration_shares(reference: xr.Dataset) -> np.ndarray:
     return shares / shares.sum(0)
 
 
-def calibrate(reference: xr.Dataset, variant: str) -> CohortRates:
-    """Rates that make the cohort model reproduce SNPP `variant` at ONS assumptions."""
-
-    def variant_values(name: str, *dims: str) -> np.ndarray:
-        return _values(reference[name].sel(variant=variant), *dims)
-
-    years = reference["population_projection"]["year"].values
-    q = variant_values("npp_mortality", "year", "sex", "age")[:-1]
-    qb = variant_values("npp_mortality_birth", "year", "sex")[:-1]
-    mig = variant_values("npp_net_migration", "year", "sex", "age")[:-1]
-    asfr = variant_values("npp_fertility", "year", "fertility_age")[:-1]
+def calibrate(reference: xr.Dataset, variant: str, basis: int = 2018) -> CohortRates:
+    """Rates that make the cohort model reproduce the projection at ONS assumptions."""
+    path = projection(reference, basis, variant)
+    years = path["year"].values
+    q = _npp(reference, "npp_mortality", variant, years, "sex", "age")[:-1]
+    qb = _npp(reference, "npp_mortality_birth", variant, years, "sex")[:-1]
+    mig = _npp(reference, "npp_net_migration", variant, years, "sex", "age")[:-1]
+    asfr = _npp(reference, "npp_fertility", variant, years, "fertility_age")[:-1]
     f_ages = reference["npp_fertility"]["fertility_age"].values.astype(int)
-    pop = variant_values("population_projection", "year", "icb", "sex", "age")
+    pop = _values(path, "year", "icb", "sex", "age")
     now, nxt = pop[:-1], pop[1:]
 
     n = cohort_migration(mig, q)  # (t, sex, age)
-    share = migration_shares(reference)  # (icb, sex, age)
-    npp_pop = variant_values("npp_population", "year", "sex", "age")
+    share = migration_shares(reference, basis)  # (icb, sex, age)
+    npp_pop = _npp(reference, "npp_population", variant, years, "sex", "age")
     births_by_sex = _implied_births(npp_pop[1:, :, 0], 1.0, n[..., 0], qb)
     sex_share = births_by_sex / births_by_sex.sum(-1, keepdims=True)
 
@@ -222,20 +271,28 @@ class PopulationModel:
     """The population of one scenario, moved on one financial year at a time by `advance`."""
 
     def __init__(self, config: PopulationConfig, time: TimeConfig, reference: xr.Dataset) -> None:
-        cfg = config
-        proj = reference["population_projection"].sel(variant=cfg.variant, drop=True)
-        years = proj["year"].values
+        series = population_series(reference, config.basis, config.variant)
+        years = series["year"].values
         self.first_data_year, self.last_data_year = int(years[0]), int(years[-1])
         self.base_year, self.end_year = time.base_year, time.end_year
         self._check_year(self.base_year, "time.base_year")
         self._check_year(self.end_year, "time.end_year")
-        self._config = cfg
-        # one float64 copy of the variant, so each April is a plain array lookup
-        self._projection = _values(proj, "year", "icb", "sex", "age")
-        template = proj.sel(year=self.base_year, drop=True).transpose("icb", "sex", "age")
-        self._template = template.astype(np.float64).rename("population")
+        self._config = config
+        # one float64 array of the series, so each April is a plain array lookup
+        self._projection = _values(series, "year", "icb", "sex", "age")
+        template = series.sel(year=self.base_year, drop=True).transpose("icb", "sex", "age")
+        self._template = template.rename("population")
         self._template.attrs = {"units": "persons", "long_name": LONG_NAME}
-        self._rates = calibrate(reference, cfg.variant) if cfg.mode == "cohort" else None
+        self._rates = None
+        if config.mode == "cohort":
+            if self.base_year < FIRST_YEAR[config.basis]:
+                raise ScenarioError(
+                    None,
+                    "time.base_year",
+                    f"cohort mode starts from the {config.basis}-based projection: "
+                    f"base_year must be {FIRST_YEAR[config.basis]} or later",
+                )
+            self._rates = calibrate(reference, config.variant, config.basis)
         self.year = self.base_year
         # never modified in place: `advance` replaces it, `current` hands out copies
         self._pop = self._projection[self.base_year - self.first_data_year]

@@ -45,8 +45,10 @@ from sim.errors import ScenarioError, did_you_mean
 from sim.need import NEED_ADJUSTMENTS
 from sim.settlement import RISK_POOLS
 
-FIRST_DATA_YEAR = 2018
-LAST_DATA_YEAR = 2043
+FIRST_DATA_YEAR = 2015
+LAST_DATA_YEAR = 2047
+"""Years any scenario may name: estimates from 2015 (a back-cast), the 2022-based
+projection to 2047; `sim.checks` holds each year to the chosen projection's coverage."""
 
 MAX_FILE_BYTES = 1_000_000
 """A scenario is a page of settings; anything larger is not one."""
@@ -112,9 +114,14 @@ class TimeConfig(Section):
 
 
 class PopulationConfig(Section):
-    """How the population ages: follow an ONS variant, or run the cohort-component model."""
+    """How the population ages: follow an ONS variant, or run the cohort-component model.
+
+    `basis` is the ONS projection: 2022 (2022-based, June 2025; variants derived from the
+    2018-based ones) or 2018 (2018-based, with its published variants).
+    """
 
     mode: Literal["projection", "cohort"] = "projection"
+    basis: Literal[2018, 2022] = 2022
     variant: ProjectionVariant = "principal"
     # Cohort-mode levers, relative to the chosen variant's ONS assumptions (1 / 0 = as ONS).
     # Death probabilities (and infant deaths) times this:

@@ -79,7 +79,7 @@ BAD_SCENARIOS = {
     ),
     "new treatments so costly their cases cannot be drawn": (
         "[time]\nend_year = 2043\n[demand]\ngrowth_multiplier = 3\n"
-        + '[[nice_approvals]]\nname = "x"\nservice = "haemophilia_bleeding"\nyear = 2025\n'
+        + '[[nice_approvals]]\nname = "x"\nservice = "liver_transplant"\nyear = 2025\n'
         "annual_cost_gbp = 1e10\n" * 300,
         "demand.growth_multiplier",
         "high-cost",
@@ -109,7 +109,12 @@ BAD_SCENARIOS = {
         "time",
         "must not be before",
     ),
-    "year outside the data": ("[time]\nend_year = 2050\n", "time.end_year", "2018..2043"),
+    "year outside the data": ("[time]\nend_year = 2050\n", "time.end_year", "2015..2047"),
+    "year outside the 2018-based data": (
+        "[time]\nend_year = 2045\n[population]\nbasis = 2018\n",
+        "time.end_year",
+        "outside the 2018-based population data (2000..2043)",
+    ),
     "unknown risk pool": (
         '[settlement]\nrisk_pool = "regionl"\n',
         "settlement.risk_pool",

@@ -227,7 +227,7 @@ def test_unknown_key_suggests_and_lists_allowed(tmp_path, extends_baseline):
         "population.mortality_multipler",
         "unknown key",
         "did you mean 'mortality_multiplier'?",
-        "allowed keys: mode, variant, mortality_multiplier",
+        "allowed keys: mode, basis, variant, mortality_multiplier",
     )
 
 
@@ -283,17 +283,17 @@ def test_unknown_projection_variant_lists_the_allowed_ones(tmp_path, extends_bas
     ("body", "field"),
     [
         ("[time]\nend_year = 2050\n", "time.end_year"),
-        ("[time]\nbase_year = 2017\n", "time.base_year"),
+        ("[time]\nbase_year = 2014\n", "time.base_year"),
         (
             "[[delegation.waves]]\nname = 'a'\nyear = 2024\n"
-            "[[delegation.waves]]\nname = 'b'\nyear = 2044\n",
+            "[[delegation.waves]]\nname = 'b'\nyear = 2048\n",
             "delegation.waves[1].year",
         ),
     ],
 )
 def test_year_outside_the_data(tmp_path, extends_baseline, body, field):
     path = write(tmp_path, "year.toml", extends_baseline + body)
-    assert_one_line(load_error(path), path, field, "2043", "the reference data covers 2018..2043")
+    assert_one_line(load_error(path), path, field, "the reference data covers 2015..2047")
 
 
 def test_cross_field_rule_names_its_section(tmp_path, extends_baseline):
