@@ -1,5 +1,5 @@
 """The `specsim` command line: run scenarios, validate them, list them, describe the data,
-compare results.
+compare results, export them for analysts.
 
 Every user error (`SpecsimError`) becomes one line on stderr and exit code 2; Ctrl-C
 becomes one line and exit code 130, SIGTERM (what `kill`, `timeout` and batch schedulers
@@ -343,6 +343,33 @@ def compare(
         console.print(f"wrote {report}", highlight=False)
     if csv is not None:
         console.print(f"wrote CSV tables to {csv}", highlight=False)
+
+
+@app.command()
+@user_errors
+def export(
+    results: Annotated[Path, typer.Argument(help="Results .nc file (one or several scenarios).")],
+    xlsx: Annotated[
+        Path | None, typer.Option(help="Write an Excel workbook here (a sheet per table).")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="Write the tidy long table results_long.csv here.")
+    ] = None,
+) -> None:
+    """Export results for analysts: an Excel workbook laid out like NHS England's allocation
+    workbooks (--xlsx) and/or one tidy long CSV table (--csv)."""
+    if xlsx is None and csv is None:
+        raise SpecsimError("export: give --xlsx FILE, --csv DIR or both")
+    if xlsx is not None:
+        check_writable(xlsx, what="--xlsx")
+        if xlsx.suffix.lower() != ".xlsx":
+            raise SpecsimError(f"--xlsx {xlsx}: give a file name ending in .xlsx")
+    if csv is not None:
+        check_writable(csv, folder=True, what="--csv")
+    from sim.export import export_file
+
+    for path in export_file(results, xlsx=xlsx, csv_dir=csv):
+        typer.echo(f"wrote {path}")  # one line, however long the path
 
 
 def as_table(value: Any, title: str | None = None) -> Any:
