@@ -38,7 +38,6 @@ SEXES = ["f", "m"]
 YEARS = np.arange(2018, 2044)
 YEARS_2022 = np.arange(2022, 2048)  # ONS 2022-based SNPP mid-years
 NPP_YEARS = np.arange(2018, 2048)  # NPP assumptions long enough for a cohort model to 2047
-ESTIMATE_YEARS = np.arange(2000, 2018)
 FERTILITY_AGES = np.arange(15, 47)
 AIF_YEARS = np.arange(2022, 2029)
 AIF_COMPONENTS = [
@@ -126,7 +125,7 @@ LICENCE = (
     "Strategy Unit (NHS Midlands and Lancashire), 'How much healthcare' app."
 )
 SOURCES = (
-    "population_projection/estimate: ONS 2018-based SNPP and MYE 2000-2017 by ICB via The "
+    "population_projection: ONS 2018-based SNPP by ICB via The "
     "Strategy Unit (aging_pop_web_app @8c68c30); population_projection_2022*: ONS 2022-based "
     "SNPP for sub-ICB locations, migration-category variant (24 Jun 2025), summed to ICBs and "
     "split to single years with the 2018-based shape; npp_*: ONS 2018-based NPP England open data "
@@ -194,33 +193,32 @@ def icbs_2026(practice_map: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- SNPP by ICB
 
 
-def snpp_by_icb(paths: Paths, icbs: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(projection[variant, year, icb, sex, age], estimate[year, icb, sex, age]), 90+ summed."""
+def snpp_by_icb(paths: Paths, icbs: list[str]) -> np.ndarray:
+    """projection[variant, year, icb, sex, age], 90+ summed.
+
+    The source's series `v0`, labelled mid-year estimates 2000..2017, is left out: in every
+    ICB, sex and age it repeats the mid-2018 population (England 55,977,178 in each year),
+    so it carries no demographic change and would make a back-cast before 2018 pretend.
+    """
     path = paths.raw / "population_projections" / "su_snpp2018_variants_icb23_england_sya.csv.gz"
     df = pd.read_csv(
         path,
         usecols=["area_code", "variant", "year", "sex", "age", "population"],
         dtype={"area_code": str, "variant": str, "sex": str},
     )
-    df = df[df["area_code"].isin(icbs)]
+    df = df[df["area_code"].isin(icbs) & (df["variant"] != "v0")]
     icb_i = pd.Index(icbs).get_indexer(df["area_code"])
     sex_i = pd.Index(SEXES).get_indexer(df["sex"])
     age_i = np.minimum(df["age"].to_numpy(), TOP_AGE)
     values = df["population"].to_numpy(np.int64)
 
-    series = df["variant"].to_numpy()
     proj = np.zeros((len(SNPP_SERIES), len(YEARS), len(icbs), 2, len(AGES)), np.int64)
-    mask = series != "v0"
-    var_i = pd.Index(SNPP_SERIES).get_indexer(series[mask])
-    year_i = pd.Index(YEARS).get_indexer(df["year"].to_numpy()[mask])
+    var_i = pd.Index(SNPP_SERIES).get_indexer(df["variant"].to_numpy())
+    year_i = pd.Index(YEARS).get_indexer(df["year"].to_numpy())
     if (var_i < 0).any() or (year_i < 0).any():
         raise BuildError(f"{path.name}: unexpected variant or year outside 2018..2043")
-    np.add.at(proj, (var_i, year_i, icb_i[mask], sex_i[mask], age_i[mask]), values[mask])
-
-    est = np.zeros((len(ESTIMATE_YEARS), len(icbs), 2, len(AGES)), np.int64)
-    year_i = pd.Index(ESTIMATE_YEARS).get_indexer(df["year"].to_numpy()[~mask])
-    np.add.at(est, (year_i, icb_i[~mask], sex_i[~mask], age_i[~mask]), values[~mask])
-    return proj, est
+    np.add.at(proj, (var_i, year_i, icb_i, sex_i, age_i), values)
+    return proj
 
 
 def england_snpp_2043(paths: Paths) -> dict[str, int]:
@@ -748,7 +746,7 @@ def assemble(paths: Paths) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame, dict
     icbs26 = icbs_2026(practice_map)
     codes26 = list(icbs26["icb"])
 
-    proj, est = snpp_by_icb(paths, codes)
+    proj = snpp_by_icb(paths, codes)
     npp = npp_all(paths)
     gp = gp_registered(paths, lookup, practice_map, codes)
     imd = imd_scores(paths, codes)
@@ -764,7 +762,6 @@ def assemble(paths: Paths) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame, dict
         "year": YEARS.astype(np.int32),
         "year_2022": YEARS_2022.astype(np.int32),
         "npp_year": NPP_YEARS.astype(np.int32),
-        "estimate_year": ESTIMATE_YEARS.astype(np.int32),
         "aif_year": AIF_YEARS.astype(np.int32),
         "icb": codes,
         "icb_ods": ("icb", list(icbs["icb_ods"])),
@@ -804,12 +801,6 @@ def assemble(paths: Paths) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame, dict
             "ONS 2022-based SNPP (migration-category variant, the principal) at mid-year "
             "`year_2022` by April 2026 ICB: sub-ICB locations summed, split to single years "
             "(unrounded)",
-        ),
-        "population_estimate": (
-            ("estimate_year", "icb", "sex", "age"),
-            _int32(est),
-            "persons",
-            "ONS mid-year population estimates by 2023 ICB",
         ),
         "gp_registered": (
             ("icb", "sex", "age"),

@@ -4,14 +4,17 @@ Why this shape. NHS England spends money on every ICB's population for the whole
 whether or not the ICB holds the budget; delegation only decides who holds which part. So
 one *notional* allocation per ICB (the whole catalogue) converges from historic spend toward
 a needs-based target, and each ICB's delegated `allocation` is its notional allocation times
-the share of the portfolio delegated to it. Consequences, all documented in
+the share of its target that is for the services it holds. Consequences, all documented in
 docs/service_catalogue.md:
 
 - Envelope E (`sim.envelope`): a development fund E x `development_fund_share` stays
-  national; the rest, N, is the service portfolio, split by the services' budget shares.
-- ICB i's delegated fraction f_i = sum of the budget shares of the services delegated to it.
-  `target_allocation`_i = target_share_i x N x f_i; `allocation`_i = notional_i x f_i;
-  `retained_budget` = E - sum(allocation) (development fund + undelegated services).
+  national; the rest, N, is the service portfolio, split into services' budgets by the
+  need model's budget shares (national expected spend at the calibration data year).
+- Targets (`sim.need.portfolio_targets`): the notional target of ICB i is N x sum over all
+  services of budget share x i's share of the service's need group; its delegated target
+  `target_allocation`_i the same sum over the services it holds. `allocation`_i =
+  notional_i x delegated target / notional target, so an ICB at target gets its delegated
+  target exactly; `retained_budget` = E - sum(allocation).
 - The growth floor, gap closure and cap (`sim.convergence`) act on the notional allocation,
   so they hold for the delegated allocation of any ICB whose delegated services did not
   change that year, and a wave moves money between portfolios without a budget shock.
@@ -33,13 +36,13 @@ import pandas as pd
 import xarray as xr
 
 from sim.convergence import converge
-from sim.envelope import budget_shares, delegated_fraction
+from sim.envelope import budget_shares, development_fund
 from sim.footprint import Footprint
-from sim.need import NeedInputs, cost_curve, historic_share, target_formula
+from sim.need import NeedInputs, Targets, cost_curve
 
 if TYPE_CHECKING:
     from sim.reference import ReferenceData
-    from sim.scenario import AllocationConfig, ConvergenceConfig
+    from sim.scenario import ConvergenceConfig
 
 REGISTERED_LIST_YEAR = 2026
 """The GP-registered list is the August 2026 extract; list inflation is taken against the
@@ -66,19 +69,18 @@ class FormulaInputs:
     """What the target formula reads about one footprint, fixed for a run."""
 
     need: NeedInputs
+    """Deprivation scores and weights on the footprint, for the policy adjustments."""
     list_inflation: np.ndarray | None
-    """(icb, sex, age) GP list over resident population; None for a resident base."""
-    profiles: np.ndarray
-    """(service, sex, age) utilisation profile of each service."""
-    catalogue_shares: np.ndarray
-    """(service,) catalogue budget shares, which weight the cost curve."""
+    """(icb23, sex, age) GP list over resident population; None for a resident base."""
+    curve: np.ndarray
+    """(sex, age) the catalogue's whole-portfolio cost curve, for the historic start."""
 
 
 def formula_inputs(
     footprint: Footprint, data: ReferenceData, population_base: str, basis: int
 ) -> FormulaInputs:
-    """Need signals, list inflation and service profiles on `footprint` (list inflation
-    against the `basis` projection's principal resident population of 2026)."""
+    """Need signals on `footprint`, list inflation on the 2023 ICBs (against the `basis`
+    projection's principal resident population of 2026) and the catalogue cost curve."""
     from sim.population import population_series
 
     ref = data.dataset
@@ -91,15 +93,17 @@ def formula_inputs(
     )
     inflation = None
     if population_base == "registered":
-        listed = footprint.counts(ref["gp_registered"].transpose("icb", "sex", "age").values)
+        listed = ref["gp_registered"].transpose("icb", "sex", "age").values
         resident = population_series(ref, basis, "principal").sel(year=REGISTERED_LIST_YEAR)
-        resident = footprint.counts(resident.transpose("icb", "sex", "age").values)
+        resident = resident.transpose("icb", "sex", "age").values
         inflation = np.divide(
             listed, resident, out=np.ones(resident.shape, dtype=float), where=resident > 0
         )
-    return FormulaInputs(
-        need, inflation, data.service_profiles.by_service, budget_shares(data.services)
+    national = ref["gp_registered"].transpose("icb", "sex", "age").values.sum(axis=0)
+    curve = cost_curve(
+        data.service_profiles.by_service, budget_shares(data.services), national.astype(float)
     )
+    return FormulaInputs(need, inflation, curve)
 
 
 @dataclass(frozen=True)
@@ -121,77 +125,57 @@ class Round:
 
 
 def allocation_round(
-    year: int,
-    population: np.ndarray,
-    delegated: np.ndarray,
+    targets: Targets,
     previous: np.ndarray | None,
+    start: np.ndarray | None,
     envelope: tuple[float, float],
     development_fund_share: float,
-    config: AllocationConfig,
     convergence: ConvergenceConfig,
-    inputs: FormulaInputs,
-    services: pd.DataFrame,
 ) -> Round:
-    """One April allocation round (pure).
+    """One April allocation round (pure): the envelope, convergence toward the targets,
+    whole pounds.
 
-    population: resident (icb, sex, age) for `year`; delegated: (icb, service) bool;
-    previous: last year's notional allocation (or, under the historic formula, last year's
-    target share and notional allocation stacked as (2, icb)) on this footprint, or None in
-    the first year, which starts from the historic distribution; envelope: last year's and
+    targets: the year's needs-based targets (`sim.need.portfolio_targets`); previous: last
+    year's notional allocation on this footprint, or None in the first year, which starts
+    from `start`, the historic distribution of spend (sums to 1); envelope: last year's and
     this year's national envelope (GBP, float). Raises `convergence.FloorNotFundable` when
     the envelope cannot fund the growth floor (`sim.checks` turns it into a user error).
     """
-    need = inputs.need
-    base = population if inputs.list_inflation is None else population * inputs.list_inflation
-    curve = cost_curve(inputs.profiles, inputs.catalogue_shares, base.sum(axis=0))
-    if previous is None:
-        hist = historic_share(population, need, curve)
-    elif config.formula == "historic":
-        hist = previous[0]
-    else:
-        hist = None  # only the first round and the historic formula need it
-    target = target_formula(config, base, need, curve, hist)
-
     before, now = envelope
-    portfolio_before = before * (1.0 - development_fund_share)
     portfolio_now = now * (1.0 - development_fund_share)
-    baseline = hist * portfolio_before if previous is None else previous[-1]
-    target_money = target.target_share * portfolio_now
+    baseline = start * (before * (1.0 - development_fund_share)) if previous is None else previous
+    target_money = targets.notional * portfolio_now
     notional = converge(baseline, target_money, convergence)
-
-    fraction = delegated_fraction(delegated, budget_shares(services, year))
+    fraction = np.divide(
+        targets.delegated,
+        targets.notional,
+        out=np.zeros_like(targets.delegated),
+        where=targets.notional > 0,
+    )
     alloc_float = notional * fraction
-    target_float = target_money * fraction
+    target_float = targets.delegated * portfolio_now
     env_gbp = int(np.rint(now))
     delegated_gbp = int(np.rint(alloc_float.sum()))
+    weighted = targets.notional * targets.heads.sum()
     return Round(
         envelope=np.int64(env_gbp),
-        development_fund=np.int64(np.rint(env_gbp * development_fund_share)),
+        development_fund=np.int64(development_fund(now, development_fund_share)),
         retained_budget=np.int64(env_gbp - delegated_gbp),
         allocation=largest_remainder(alloc_float, delegated_gbp),
         target_allocation=largest_remainder(target_float, int(np.rint(target_float.sum()))),
-        weighted_population=target.weighted_population,
-        need_index=target.need_index,
-        target_share=target.target_share,
+        weighted_population=weighted,
+        need_index=weighted / targets.heads,
+        target_share=targets.notional,
         distance_from_target=(notional - target_money) / target_money,
         notional_allocation=notional,
     )
 
 
-def carry_state(round_: Round, formula: str, old: Footprint, new: Footprint) -> np.ndarray:
-    """Last year's convergence state, for `allocation_round(previous=...)` on `new`.
-
-    On an ICB merger the notional allocations (and historic shares) are summed along
-    `merger_share`, so the national total carries over exactly.
-    """
-    state = (
-        [round_.target_share, round_.notional_allocation]
-        if formula == "historic"
-        else [round_.notional_allocation]
-    )
-    if old is not new:
-        state = [new.counts(values) for values in state]
-    return np.stack(state)
+def carry_state(round_: Round, old: Footprint, new: Footprint) -> np.ndarray:
+    """Last year's notional allocation on `new`, for `allocation_round(previous=...)`: on an
+    ICB merger it is summed along `merger_share`, so the national total carries over."""
+    state = round_.notional_allocation
+    return state if old is new else new.counts(state)
 
 
 # --- a labelled path (goldens, analysts) ---------------------------------------------------

@@ -6,7 +6,7 @@ are a product of named factors, each a pure function returning its multiplier (a
 model iterations of The Strategy Unit's NHP model):
 
     patients = exposure (demographic: population x utilisation profile)
-               x deprivation (ICB's need for specialised care)
+               x deprivation (the service's need group's response to deprivation)
                x rate (calibrated so base-year spend equals the catalogue)
                x trend (non-demographic growth since the base year)
                x uplift (new treatments funded by CPAG or NICE; the calendar sets it)
@@ -29,6 +29,34 @@ from sim.reference import CATALOGUE_YEAR
 
 if TYPE_CHECKING:
     from sim.scenario import DemandConfig
+
+NEED_GROUPS = (
+    "cancer",
+    "cardiac",
+    "renal",
+    "neonatal_critical_care",
+    "adult_critical_care",
+    "hiv_blood_infection",
+    "mental_health",
+    "other_physical",
+)
+"""NHS England's specialised need sub-models (DOMAIN.md), the catalogue's `need_group`."""
+
+DEPRIVATION_ELASTICITY = {
+    "cancer": 0.05,
+    "cardiac": 0.25,
+    "renal": 0.40,
+    "neonatal_critical_care": 0.20,
+    "adult_critical_care": 0.25,
+    "hiv_blood_infection": 0.30,
+    "mental_health": 0.35,
+    "other_physical": 0.10,
+}
+"""Assumption (docs/demand_model.md): use per head rises with deprivation as
+(IMD score / England mean) ** elasticity, by need group. Renal replacement therapy,
+cardiovascular disease, severe mental illness and HIV are strongly more common in
+deprived areas; cancer much less so (incidence and treatment rates pull both ways).
+`[demand] deprivation_multiplier` scales them all (0 switches the link off)."""
 
 
 def demographic_exposure(
@@ -54,6 +82,17 @@ def deprivation_multiplier(
     return raw / float((raw * weight).sum() / weight.sum())
 
 
+def group_deprivation(
+    imd_score: np.ndarray, weight: np.ndarray, groups: np.ndarray, multiplier: float
+) -> np.ndarray:
+    """(icb, service): each service's need-group deprivation multiplier, weighted mean 1."""
+    out = np.empty((imd_score.size, groups.size))
+    for group in np.unique(groups):
+        elasticity = DEPRIVATION_ELASTICITY[str(group)] * multiplier
+        out[:, groups == group] = deprivation_multiplier(imd_score, weight, elasticity)[:, None]
+    return out
+
+
 def non_demographic_trend(growth: np.ndarray, year: int, base_year: int) -> np.ndarray:
     """Growth of each service's use per head since the base year, (service,)."""
     return (1.0 + growth) ** (year - base_year)
@@ -62,8 +101,9 @@ def non_demographic_trend(growth: np.ndarray, year: int, base_year: int) -> np.n
 def expected_patients(
     exposure: np.ndarray, deprivation: np.ndarray, rate: np.ndarray, trend: np.ndarray
 ) -> np.ndarray:
-    """The chain's product, (icb, service) patients a year (before new treatments)."""
-    return exposure * deprivation[:, None] * (rate * trend)
+    """The chain's product, (icb, service) patients a year (before new treatments);
+    `deprivation` is (icb, service)."""
+    return exposure * deprivation * (rate * trend)
 
 
 @dataclass(frozen=True)
@@ -75,8 +115,12 @@ class DemandModel:
     `cost_index` (icb, service) prices ordinary cases by area.
     """
 
+    services: np.ndarray
+    """(service,) catalogue ids."""
     profile_index: np.ndarray
     profiles: np.ndarray
+    group: np.ndarray
+    """(service,) index of the service's need group in NEED_GROUPS."""
     rate: np.ndarray
     growth: np.ndarray
     deprivation: np.ndarray
@@ -85,6 +129,12 @@ class DemandModel:
     base_year: int
     base_population: np.ndarray
     demographic_growth: bool
+
+    def cost_per_patient(self) -> np.ndarray:
+        """(icb, service) expected cost of one patient: ordinary cases priced by area,
+        very-high-cost cases at national prices."""
+        c = self.costs
+        return (1.0 - c.hc_share) * c.reg_mean * self.cost_index + c.hc_share * c.hc_mean
 
     def annual_patients(self, population: np.ndarray, year: int) -> np.ndarray:
         """Expected patients in financial year `year`, (icb, service), 2023 footprint.
@@ -115,8 +165,9 @@ def build_demand(
     service over the base year's patients, so every service's national expected spend still
     equals the catalogue. High-cost drugs and devices keep national prices.
     """
-    deprivation = deprivation_multiplier(
-        imd_score, base_population.sum(axis=(1, 2)), config.deprivation_elasticity
+    groups = services["need_group"].astype(str).to_numpy()
+    deprivation = group_deprivation(
+        imd_score, base_population.sum(axis=(1, 2)), groups, config.deprivation_multiplier
     )
     growth = services["non_demographic_growth"].to_numpy(float)
     costs = CostModel.from_catalogue(services, config.high_cost_cases)
@@ -124,13 +175,15 @@ def build_demand(
         base_year - CATALOGUE_YEAR
     )
     exposure = demographic_exposure(base_population, profiles, profile_index)
-    patients = exposure * deprivation[:, None]
+    patients = exposure * deprivation
     weighted = patients.sum(axis=0)
     rate = target_spend / costs.mean / weighted
     cost_index = area_cost[:, None] * weighted / (area_cost[:, None] * patients).sum(axis=0)
     return DemandModel(
+        services=services["service_id"].astype(str).to_numpy(),
         profile_index=profile_index,
         profiles=profiles,
+        group=np.array([NEED_GROUPS.index(g) for g in groups]),
         rate=rate,
         growth=growth * config.growth_multiplier,
         deprivation=deprivation,

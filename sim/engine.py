@@ -13,26 +13,24 @@ event dated that month has fired (`policy_done[t]`); the March draw closes the b
 (`books_closed[year]`), and settlement follows it.
 
 Who writes what: `Books` (one per year) is written by `april` (plan, budgets), `demand`
-(expected and drawn outcomes) and `settle` (portfolio results), in that order; the
-`Treatments` state (uplifts of new treatments, the development fund, their log) is written
-by the CPAG and NICE processes and read by `demand`.
+(expected and drawn outcomes) and `settle` (portfolio results), in that order; `uplift`
+(new treatments' utilisation multipliers) is written by the new-treatment process when a
+CPAG round or NICE approval funds one (decided in the plan, `sim.pipeline`) and read by
+`demand`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
 from sim.draws import CellCosts, Outcome, draw, expected_outcome
-from sim.pipeline import CpagQueue
 from sim.plan import ScenarioPlan, YearPlan
 from sim.scenario import Scenario
 from sim.settlement import PoolInputs, needs_each_case, settle
-from sim.years import APRIL, month_index, month_of
 
 OUTCOMES = ("spend", "patients", "hc_excess")
 
@@ -74,33 +72,6 @@ class Books:
     """(replicate, icb): the delegated variance the ICB carries after the risk pool."""
 
 
-@dataclass
-class Treatments:
-    """New treatments funded so far: each service's utilisation uplift and the log."""
-
-    uplift: np.ndarray
-    fund_left: float = 0.0
-    funded: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, k: int, annual_cost: float, patients: np.ndarray, mean_cost: float) -> None:
-        """Raise service k's utilisation so its national spend grows by `annual_cost` a year."""
-        base = float(patients[:, k].sum() * mean_cost)
-        if base > 0:
-            self.uplift[k] += annual_cost / base
-
-    def log(self, route: str, name: str, t: int, base_year: int, annual_cost: float) -> None:
-        year, month = month_of(t, base_year)
-        self.funded.append(
-            {
-                "route": route,
-                "name": str(name),
-                "year": year,
-                "month": month,
-                "annual_cost_gbp": float(annual_cost),
-            }
-        )
-
-
 class Calendar:
     """One SimPy environment running a scenario's calendar for a chunk of replicates.
 
@@ -126,8 +97,7 @@ class Calendar:
         )
         self.env = simpy.Environment()
         self.books: dict[int, Books] = {}
-        self.treatments = Treatments(np.ones(plan.services.size))
-        self.cpag = CpagQueue(plan.pipeline)
+        self.uplift = np.ones(plan.services.size)
         self.april_done = {y: self.env.event() for y in self.years}
         self.books_closed = {y: self.env.event() for y in self.years}
         self.policy_done: dict[int, list[simpy.Event]] = {}
@@ -148,34 +118,16 @@ class Calendar:
                 np.zeros((n_icb, n_service)),
                 {key: np.zeros((len(self.rngs), n_icb, n_service)) for key in OUTCOMES},
             )
-            self.treatments.fund_left = float(plan.round.development_fund)
             self.april_done[plan.year].succeed()
             if k < len(self.plan.years) - 1:
                 yield self.env.timeout(12)
 
-    def cpag_rounds(self, times: list[int], done: list[simpy.Event]):
-        """CPAG rounds on their months: fund the best benefit per pound within the fund."""
-        cfg = self.scenario.cpag
-        for t, event in zip(times, done, strict=True):
-            yield self.env.timeout(t - self.env.now)
-            year = self.base_year + t // 12
-            yield self.april_done[year]
-            queue = self.cpag
-            for k in queue.run_round(year, self.treatments.fund_left, cfg.candidates_per_round):
-                cost = queue.costs[k]
-                self.treatments.fund_left -= cost
-                self._treat(year, queue.services[k], cost)
-                self.treatments.log("cpag", queue.names[k], t, self.base_year, cost)
-            event.succeed()
-
-    def nice_approval(self, index: int, t: int, done: simpy.Event):
-        """A NICE-mandated treatment: funded from its date whatever the budget."""
-        item = self.scenario.nice_approvals[index]
+    def new_treatments(self, t: int, done: simpy.Event):
+        """Month t's funded treatments (CPAG rounds, NICE approvals) take effect, after the
+        year's April plan: demand from that month on carries their uplift."""
         yield self.env.timeout(t)
-        year = self.base_year + t // 12
-        yield self.april_done[year]
-        self._treat(year, item.service, item.annual_cost_gbp)
-        self.treatments.log("nice", item.name, t, self.base_year, item.annual_cost_gbp)
+        yield self.april_done[self.base_year + t // 12]
+        self.uplift = self.plan.treatments.uplift[t]
         done.succeed()
 
     def demand(self):
@@ -195,7 +147,7 @@ class Calendar:
                 events = self.policy_done.get(t, [])
                 yield self.env.all_of(([self.april_done[year]] if month == 0 else []) + events)
                 if mean is None or events:  # the month's rates change only at policy events
-                    lam = plan.patients * self.treatments.uplift / 12.0
+                    lam = plan.patients * self.uplift / 12.0
                     mean = expected_outcome(lam, costs, self.excess_per_case, plan.cost_index)
                 books.expected += mean.spend
                 accrued += lam
@@ -217,11 +169,6 @@ class Calendar:
             self._settle(self.books[year])
 
     # --- helpers -----------------------------------------------------------------------
-    def _treat(self, year: int, service: str, annual_cost: float) -> None:
-        k = self.service_index[service]
-        mean_cost = self.plan.costs.mean[k]
-        self.treatments.add(k, annual_cost, self.books[year].plan.patients, mean_cost)
-
     def _draw(self, drawn: dict[str, np.ndarray], lam: np.ndarray, cells: CellCosts) -> None:
         """Add one period's random patients and spend to every replicate's accumulators."""
         if not self.rngs:
@@ -248,20 +195,9 @@ class Calendar:
 
     def _schedule(self) -> None:
         env = self.env
-        horizon = 12 * len(self.years)
         env.process(self.april())
-        cfg = self.scenario.cpag
-        if cfg.enabled and cfg.candidates_per_round > 0:
-            times = sorted(
-                12 * (y - self.base_year) + (m - APRIL) % 12
-                for y in self.years
-                for m in cfg.round_months
-            )
-            env.process(self.cpag_rounds(times, [self._policy_event(t) for t in times]))
-        for i, item in enumerate(self.scenario.nice_approvals):
-            t = max(month_index(item.year, item.month, self.base_year), 0)
-            if t < horizon:
-                env.process(self.nice_approval(i, t, self._policy_event(t)))
+        for t in sorted({item.t for item in self.plan.treatments.funded}):
+            env.process(self.new_treatments(t, self._policy_event(t)))
         env.process(self.settlement())
         env.process(self.demand())
 

@@ -54,6 +54,7 @@ def budget_shares(services: pd.DataFrame, year: int | None = None) -> np.ndarray
     return spend / spend.sum()
 
 
-def delegated_fraction(delegated: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """Share of the service portfolio each ICB holds: delegated (icb, service) bool."""
-    return (delegated.astype(float) * shares).sum(axis=-1)
+def development_fund(envelope: float, share: float) -> int:
+    """The year's development fund in whole pounds: `share` of the envelope rounded to the
+    pound (the allocation round and the CPAG decisions must agree on it)."""
+    return int(np.rint(int(np.rint(envelope)) * share))

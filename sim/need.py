@@ -4,7 +4,10 @@ Why numpy: the formula runs every April of every scenario (and hundreds of times
 attribution), on arrays of 42 ICBs; xarray's bookkeeping would cost more than the sums.
 xarray stays at the edges (`sim.allocation` labels the results).
 
-Need adjustments are a registry: each one is a function returning a multiplier per ICB,
+Need is modelled per service group (`NeedModel`, estimated from demand by
+`sim.calibration`), so an ICB's target for a portfolio is the sum over its services of each
+service's budget times the ICB's share of its group's need. Policy adjustments on top of
+measured need are a registry: each one is a function returning a multiplier per ICB,
 registered with the scenario fields it reads, and `[allocation]` in the scenario schema is
 assembled from it. A new adjustment is one function here (plus tests and docs). They are
 applied in registration order.
@@ -99,26 +102,22 @@ def need_adjustment(
 
 @need_adjustment(
     "health_inequalities",
+    enabled=False,
     weight=Field(0.10, ge=0.0, le=1.0, description="weight on the deprivation index"),
 )
 def health_inequalities(weight: float, need: NeedInputs) -> np.ndarray:
-    """Health inequalities: 1 + weight x (IMD index - 1)."""
+    """Health inequalities uplift beyond measured need: 1 + weight x (IMD index - 1)."""
     return 1.0 + weight * (deprivation_index(need) - 1.0)
 
 
 @need_adjustment(
     "unmet_need",
+    enabled=False,
     weight=Field(0.05, ge=0.0, le=1.0, description="weight on the unmet-need index"),
 )
 def unmet_need(weight: float, need: NeedInputs) -> np.ndarray:
-    """Unmet need: 1 + weight x (health-deprivation index - 1)."""
+    """Unmet need beyond current use: 1 + weight x (health-deprivation index - 1)."""
     return 1.0 + weight * (unmet_need_index(need) - 1.0)
-
-
-@need_adjustment("market_forces")
-def market_forces(weight: float, need: NeedInputs) -> np.ndarray:
-    """Market forces: the regional unavoidable-cost index (weighted mean 1)."""
-    return market_forces_index(need.region_name, need.weight)
 
 
 def need_multiplier(config: AllocationConfig, need: NeedInputs) -> np.ndarray:
@@ -162,36 +161,83 @@ def historic_share(population: np.ndarray, need: NeedInputs, curve: np.ndarray) 
 
 
 @dataclass(frozen=True)
-class Target:
-    """The formula's result per ICB: weighted population, need index, target share."""
+class NeedModel:
+    """NHS England-style need sub-models, one per need group, as estimated at a data year
+    (`sim.calibration.estimate`): each service's expected spend per unit of exposure (its
+    group's age/sex cost curve is the sum of its services' utilisation profiles weighted by
+    these), its group's deprivation response, its area cost index, and the services' shares
+    of national spend (the budget split)."""
 
-    weighted_population: np.ndarray
-    need_index: np.ndarray
-    target_share: np.ndarray
+    spend_rate: np.ndarray
+    """(service,) GBP per unit of exposure (people weighted by the service's profile)."""
+    deprivation: np.ndarray
+    """(icb23, service) the group's deprivation response per ICB, weighted mean 1."""
+    area: np.ndarray
+    """(icb23, service) cost per patient relative to England (market forces)."""
+    group: np.ndarray
+    """(service,) need group index."""
+    budget_share: np.ndarray
+    """(service,) share of national expected spend at the data year."""
+    profiles: np.ndarray
+    """(profile, sex, age) utilisation profiles; `profile_index` (service,) picks each
+    service's."""
+    profile_index: np.ndarray
 
 
-def target_formula(
-    config: AllocationConfig,
-    population: np.ndarray,
-    need: NeedInputs,
-    curve: np.ndarray,
-    historic: np.ndarray | None,
-) -> Target:
-    """Weighted population, need index and target share for the chosen formula.
+def service_need(config: AllocationConfig, population: np.ndarray, model: NeedModel) -> np.ndarray:
+    """(icb23, service) need by the formula before policy adjustments, for `population`
+    (icb23, sex, age) on the formula's base.
 
-    `population` (icb, sex, age) is on the formula's base (resident or registered).
-    Weighted populations sum nationally to the population (the AIF convention), so the need
-    index is weighted population per head, England = 1.
+    needs: exposure (people weighted by each service's profile) x spend rate x (deprivation
+    response if `config.deprivation`) x (area index if `config.market_forces`); age_sex:
+    exposure x spend rate; capitation: heads. (The historic formula rolls last year's shares
+    forward instead; see `sim.plan`.)
     """
-    heads = population.sum(axis=(1, 2))
     if config.formula == "capitation":
-        raw = heads.astype(float)
-    elif config.formula == "historic":
-        raw = historic
-    else:
-        raw = (population * curve).sum(axis=(1, 2))
-        if config.formula == "needs":
-            raw = raw * need_multiplier(config, need)
-    share = raw / raw.sum()
-    weighted = share * heads.sum()
-    return Target(weighted, weighted / heads, share)
+        heads = population.sum(axis=(1, 2)).astype(float)
+        return np.broadcast_to(heads[:, None], (heads.size, model.group.size)).copy()
+    exposure = np.einsum("isa,psa->ip", population, model.profiles)[:, model.profile_index]
+    need = exposure * model.spend_rate
+    if config.formula == "needs":
+        if config.deprivation:
+            need = need * model.deprivation
+        if config.market_forces:
+            need = need * model.area
+    return need
+
+
+def group_shares(need: np.ndarray, group: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """(icb, service): in each service's column, its need group's share of need, measured
+    over the `columns` services of the group (all of them when none is in `columns`)."""
+    out = np.empty_like(need)
+    for g in np.unique(group):
+        members = group == g
+        measured = members & columns if (members & columns).any() else members
+        total = need[:, measured].sum(axis=1)
+        out[:, members] = (total / total.sum())[:, None]
+    return out
+
+
+@dataclass(frozen=True)
+class Targets:
+    """A year's needs-based targets on one footprint, as shares of the service portfolio.
+
+    `notional`: the whole portfolio (sums to 1), the convergence target; `delegated`: the
+    services each ICB holds, each service's budget times the ICB's share of its group's
+    need (measured over the group's services delegated anywhere).
+    """
+
+    notional: np.ndarray
+    delegated: np.ndarray
+    heads: np.ndarray
+
+
+def portfolio_targets(
+    need: np.ndarray, group: np.ndarray, budget_share: np.ndarray, held: np.ndarray, heads
+) -> Targets:
+    """Targets from need (icb, service), the budget split and who holds what (icb, service)."""
+    every = np.ones(group.shape, bool)
+    notional = (group_shares(need, group, every) * budget_share).sum(axis=1)
+    shares = group_shares(need, group, held.any(axis=0))
+    delegated = (shares * budget_share * held).sum(axis=1)
+    return Targets(notional, delegated, heads)

@@ -26,6 +26,7 @@ import xarray as xr
 
 from sim.allocation import ROUND_ATTRS
 from sim.footprint import Footprint
+from sim.pipeline import funded_log
 
 if TYPE_CHECKING:
     from sim.engine import Books, Calendar
@@ -344,7 +345,8 @@ def assemble(
         data[var.name] = (var.full_dims, values, var.attrs)
     ds = final.label(xr.Dataset(data, coords=coords))
     if "deterministic" in kinds:
-        ds.attrs["new_treatments"] = json.dumps(calendar.treatments.funded)
+        funded = calendar.plan.treatments.funded
+        ds.attrs["new_treatments"] = json.dumps(funded_log(funded, calendar.base_year))
     return ds
 
 

@@ -8,14 +8,20 @@ is the published one in outline: best benefit per pound first, until the fund ru
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from sim.errors import DataError
+from sim.years import APRIL, month_index, month_of
+
+if TYPE_CHECKING:
+    from sim.scenario import CpagConfig, NiceApproval
 
 COLUMNS = (
     "candidate_id",
@@ -102,3 +108,90 @@ class CpagQueue:
         funded = pool[prioritise(self._benefit[pool], self.costs[pool], budget)]
         self._waiting[funded] = False
         return funded
+
+
+@dataclass(frozen=True)
+class Funded:
+    """One new treatment funded: by a CPAG round or a NICE approval, in calendar month `t`
+    (months since 1 April of the base year), raising its service's annual spend."""
+
+    route: str
+    name: str
+    service: str
+    t: int
+    annual_cost_gbp: float
+
+
+def funded_treatments(
+    pipeline: pd.DataFrame,
+    cpag: CpagConfig,
+    nice_approvals: Sequence[NiceApproval],
+    development_funds: Sequence[int],
+    base_year: int,
+) -> tuple[Funded, ...]:
+    """Every new treatment funded over the horizon (one development fund per year), in
+    calendar order.
+
+    Why decided here and not by the calendar: the decisions depend only on the pipeline,
+    the rounds and the development fund, never on a replicate's draws, and the allocation
+    formula must know them in advance (its budget split is estimated on expected spend
+    that includes the treatments funded by its data year). The calendar fires them.
+    """
+    horizon = 12 * len(development_funds)
+    funded: list[Funded] = []
+    if cpag.enabled and cpag.candidates_per_round > 0:
+        queue = CpagQueue(pipeline)
+        round_offsets = sorted((m - APRIL) % 12 for m in cpag.round_months)
+        for k, fund in enumerate(development_funds):
+            left = float(fund)
+            for offset in round_offsets:
+                for j in queue.run_round(base_year + k, left, cpag.candidates_per_round):
+                    left -= queue.costs[j]
+                    funded.append(
+                        Funded(
+                            "cpag",
+                            queue.names[j],
+                            queue.services[j],
+                            12 * k + offset,
+                            float(queue.costs[j]),
+                        )
+                    )
+    for item in nice_approvals:
+        t = max(month_index(item.year, item.month, base_year), 0)
+        if t < horizon:
+            funded.append(Funded("nice", item.name, item.service, t, item.annual_cost_gbp))
+    return tuple(sorted(funded, key=lambda f: f.t))
+
+
+def uplift_path(
+    funded: Sequence[Funded], services: np.ndarray, base_spend: np.ndarray, base_year: int
+) -> np.ndarray:
+    """(month, service) utilisation multiplier of each service in each month of the horizon:
+    1 plus, for every treatment funded so far, its annual cost over the service's national
+    expected spend (before new treatments) in the year it was funded. `base_spend` is
+    (year, service)."""
+    index = {s: k for k, s in enumerate(services)}
+    steps = np.zeros((12 * base_spend.shape[0], services.size))
+    for item in funded:
+        k = index[item.service]
+        base = base_spend[item.t // 12, k]
+        if base > 0:
+            steps[item.t, k] += item.annual_cost_gbp / base
+    return 1.0 + np.cumsum(steps, axis=0)
+
+
+def funded_log(funded: Sequence[Funded], base_year: int) -> list[dict[str, Any]]:
+    """The treatments as records for the results' `new_treatments` attribute."""
+    records = []
+    for item in funded:
+        year, month = month_of(item.t, base_year)
+        records.append(
+            {
+                "route": item.route,
+                "name": str(item.name),
+                "year": year,
+                "month": month,
+                "annual_cost_gbp": float(item.annual_cost_gbp),
+            }
+        )
+    return records

@@ -10,10 +10,10 @@ plan each April.
 
 Cache keys hash exactly the scenario sections a result depends on, the bytes of the
 packaged data and the source of the modules that compute it:
-- the allocation path: time, population, envelope, allocation, convergence, delegation,
-  mergers;
-- the demand plan: those plus `[demand]` (but not `stochastic` or `draw_period`, which only
-  change how draws are made).
+- the allocation path and the plan: time, population, envelope, allocation, convergence,
+  delegation, mergers, `[demand]` (but not `stochastic` or `draw_period`, which only change
+  how draws are made), `[cpag]` and the NICE approvals: the formula is calibrated on the
+  scenario's own expected demand, new treatments included.
 """
 
 from __future__ import annotations
@@ -34,26 +34,37 @@ import pandas as pd
 import xarray as xr
 
 from sim.allocation import (
+    FormulaInputs,
     Round,
     allocation_round,
     carry_state,
     formula_inputs,
     round_dataset,
 )
+from sim.calibration import data_year, estimate, split_year
 from sim.convergence import FloorNotFundable
 from sim.delegation import delegation_masks
-from sim.demand import build_demand
+from sim.demand import DemandModel, build_demand
 from sim.draws import CostModel
-from sim.envelope import national_envelope
+from sim.envelope import development_fund, national_envelope
 from sim.errors import ScenarioError
 from sim.footprint import Footprint, footprint_year
 from sim.market_forces import market_forces_index
-from sim.population import population_path
+from sim.need import (
+    NeedModel,
+    Targets,
+    historic_share,
+    need_multiplier,
+    portfolio_targets,
+    service_need,
+)
+from sim.pipeline import Funded, funded_treatments, uplift_path
+from sim.population import population_path, population_series
 from sim.years import financial_year
 
 if TYPE_CHECKING:
     from sim.reference import ReferenceData
-    from sim.scenario import DemandConfig, Scenario
+    from sim.scenario import AllocationConfig, Scenario
 
 ALLOCATION_SECTIONS = (
     "time",
@@ -63,7 +74,12 @@ ALLOCATION_SECTIONS = (
     "convergence",
     "delegation",
     "mergers",
+    "demand",
+    "cpag",
+    "nice_approvals",
 )
+"""The formula is calibrated on the scenario's own expected demand (new treatments
+included), so `[demand]`, `[cpag]` and the NICE approvals count."""
 RUN_ONLY_DEMAND = ("stochastic", "draw_period")
 
 
@@ -85,14 +101,39 @@ class YearPlan:
 
 
 @dataclass(frozen=True, eq=False)
+class NewTreatments:
+    """The new treatments a scenario funds (`sim.pipeline.funded_treatments`) and the
+    utilisation uplift they give each service month by month."""
+
+    funded: tuple[Funded, ...]
+    uplift: np.ndarray
+    """(month, service) multiplier on expected patients, month 0 = April of the base year."""
+
+    def year_mean(self, year: int, base_year: int) -> np.ndarray:
+        """(service,) the uplift averaged over financial year `year` (1 before the horizon)."""
+        k = year - base_year
+        if k < 0:
+            return np.ones(self.uplift.shape[1])
+        return self.uplift[12 * k : 12 * k + 12].mean(axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class AllocationPath:
+    """What every April decides, and the new treatments the year's rounds fund."""
+
+    years: tuple[YearPlan, ...]
+    treatments: NewTreatments
+
+
+@dataclass(frozen=True, eq=False)
 class ScenarioPlan:
     """A scenario's whole deterministic path and what the calendar needs besides."""
 
     key: str
     years: tuple[YearPlan, ...]
+    treatments: NewTreatments
     services: np.ndarray
     costs: CostModel
-    pipeline: pd.DataFrame
     sex: np.ndarray
     age: np.ndarray
 
@@ -120,17 +161,23 @@ def _key(data: ReferenceData, sections: dict[str, Any], what: str) -> str:
 
 def allocation_key(scenario: Scenario, data: ReferenceData) -> str:
     """Content key of the allocation path: exactly the sections it reads."""
+    dumped = scenario.model_dump(mode="json", include=set(ALLOCATION_SECTIONS))
     sections = {
-        name: getattr(scenario, name).model_dump(mode="json") for name in ALLOCATION_SECTIONS
+        name: {k: v for k, v in value.items() if k not in _run_only(name)}
+        if isinstance(value, dict)
+        else value
+        for name, value in dumped.items()
     }
     return _key(data, sections, "allocation")
 
 
+def _run_only(section: str) -> set[str]:
+    return set(RUN_ONLY_DEMAND) if section == "demand" else set()
+
+
 def plan_key(scenario: Scenario, data: ReferenceData) -> str:
-    """Content key of the whole plan: the allocation path's sections plus `[demand]`."""
-    demand = scenario.demand.model_dump(mode="json", exclude=set(RUN_ONLY_DEMAND))
-    sections = {"allocation": allocation_key(scenario, data), "demand": demand}
-    return _key(data, sections, "plan")
+    """Content key of the whole plan (the allocation path with expected patients)."""
+    return _key(data, {"allocation": allocation_key(scenario, data)}, "plan")
 
 
 # --- the cache -----------------------------------------------------------------------------
@@ -199,51 +246,134 @@ def _floor_error(year: int, floor: float, detail: str) -> ScenarioError:
     )
 
 
+def _demand(scenario: Scenario, data: ReferenceData, base_population: np.ndarray):
+    """The scenario's calibrated demand model (`sim.demand.build_demand`)."""
+    profiles = data.service_profiles
+    area_cost = market_forces_index(data.icbs[2023]["region_name"].to_numpy(), data.registered)
+    return build_demand(
+        scenario.demand,
+        data.services,
+        profiles.profiles,
+        profiles.index,
+        data.dataset["imd_score"].values,
+        base_population,
+        scenario.time.base_year,
+        area_cost,
+    )
+
+
+def new_treatments(
+    scenario: Scenario,
+    pipeline: pd.DataFrame,
+    demand: DemandModel,
+    populations: np.ndarray,
+    envelope: np.ndarray,
+) -> NewTreatments:
+    """The treatments funded over the horizon and their uplift path. `populations` (year,
+    icb23, sex, age) and `envelope` (GBP) are the horizon's, year by year."""
+    funds = [development_fund(e, scenario.envelope.development_fund_share) for e in envelope]
+    base_year = scenario.time.base_year
+    funded = funded_treatments(pipeline, scenario.cpag, scenario.nice_approvals, funds, base_year)
+    base_spend = np.stack(
+        [
+            demand.annual_patients(people, base_year + k).sum(axis=0) * demand.costs.mean
+            for k, people in enumerate(populations)
+        ]
+    )
+    return NewTreatments(funded, uplift_path(funded, demand.services, base_spend, base_year))
+
+
 def allocation_path(
     scenario: Scenario, data: ReferenceData, cache: PlanCache | None = None
-) -> tuple[YearPlan, ...]:
-    """Population, footprint, delegation and allocation round of every year (no demand)."""
+) -> AllocationPath:
+    """Population, footprint, delegation and allocation round of every year, and the new
+    treatments funded.
+
+    The formula's need sub-models are read off the scenario's own expected demand at each
+    year's calibration data year (`sim.calibration`), new treatments funded by then
+    included, so the targets and the split of the envelope between delegated and retained
+    services follow the demand the model simulates, lagged as the scenario says.
+    """
     if cache is not None:
         key = allocation_key(scenario, data)
         return cache.get(key, lambda: allocation_path(scenario, data))
-    time, mergers = scenario.time, scenario.mergers
+    time, config = scenario.time, scenario.allocation
     years = list(range(time.base_year, time.end_year + 1))
     people = population_path(scenario.population, time, data.dataset).values
+    series = population_series(data.dataset, scenario.population.basis, scenario.population.variant)
+    demand = _demand(scenario, data, people[0])
     envelope = national_envelope(scenario.envelope, time.base_year, [years[0] - 1, *years])
-    share = scenario.envelope.development_fund_share
-    footprints = data.footprints
+    treatments = new_treatments(scenario, data.pipeline, demand, people, envelope[1:])
+    models: dict[int, NeedModel] = {}
     masks: dict[int, np.ndarray] = {}
     inputs: dict[int, Any] = {}
     out: list[YearPlan] = []
     for k, year in enumerate(years):
-        name = footprint_year(year, mergers.enabled, mergers.year, time.base_year)
-        fp = footprints[name]
+        name = footprint_year(year, scenario.mergers.enabled, scenario.mergers.year, time.base_year)
+        fp = data.footprints[name]
         if name not in masks:
             masks[name] = delegation_masks(scenario.delegation, data.services, fp.table, years)
             inputs[name] = formula_inputs(
-                fp, data, scenario.allocation.population_base, scenario.population.basis
+                fp, data, config.population_base, scenario.population.basis
             )
-        previous = None
-        if out:
-            last = out[-1]
-            previous = carry_state(last.round, scenario.allocation.formula, last.footprint, fp)
+        for d in {data_year(year, time.base_year, config), split_year(year, config)}:
+            if d not in models:
+                at = people[d - time.base_year] if d >= time.base_year else series.sel(year=d)
+                models[d] = estimate(
+                    demand, np.asarray(at), d, treatments.year_mean(d, time.base_year)
+                )
+        model = models[data_year(year, time.base_year, config)]
+        split = models[split_year(year, config)].budget_share
+        last = out[-1] if out else None
+        targets, start = _targets(
+            config, people[k], fp, model, split, masks[name][k], inputs[name], last
+        )
+        previous = None if last is None else carry_state(last.round, last.footprint, fp)
         try:
             round_ = allocation_round(
-                year,
-                fp.counts(people[k]),
-                masks[name][k],
+                targets,
                 previous,
+                start,
                 (envelope[k], envelope[k + 1]),
-                share,
-                scenario.allocation,
+                scenario.envelope.development_fund_share,
                 scenario.convergence,
-                inputs[name],
-                data.services,
             )
         except FloorNotFundable as error:
             raise _floor_error(year, scenario.convergence.floor_growth, str(error)) from None
         out.append(YearPlan(year, fp, people[k], masks[name][k], round_))
-    return tuple(out)
+    return AllocationPath(tuple(out), treatments)
+
+
+def _targets(
+    config: AllocationConfig,
+    population: np.ndarray,
+    fp: Footprint,
+    model: NeedModel,
+    split: np.ndarray,
+    held: np.ndarray,
+    inputs: FormulaInputs,
+    last: YearPlan | None,
+) -> tuple[Targets, np.ndarray | None]:
+    """The year's targets on `fp` (need sub-models `model`, services' budget shares
+    `split`), and (first year only) the historic starting shares."""
+    formula_population = (
+        population if inputs.list_inflation is None else (population * inputs.list_inflation)
+    )
+    heads23 = formula_population.sum(axis=(1, 2))
+    start = None
+    if last is None:
+        start = historic_share(fp.counts(population), inputs.need, inputs.curve)
+    if config.formula == "historic":
+        rolled = start if last is None else last.round.target_share
+        if last is not None and last.footprint is not fp:
+            rolled = fp.counts(rolled)
+        need = np.broadcast_to(rolled[:, None], (fp.codes.size, model.group.size))
+    else:
+        need = fp.counts(service_need(config, formula_population, model))
+        if config.formula == "needs":
+            need = need * need_multiplier(config, inputs.need)[:, None]
+    targets = portfolio_targets(need, model.group, split, held, fp.counts(heads23))
+    return targets, start
 
 
 def plan_scenario(
@@ -260,18 +390,11 @@ def plan_scenario(
 
 
 def _plan(scenario: Scenario, data: ReferenceData, cache: PlanCache, key: str) -> ScenarioPlan:
-    profiles = data.service_profiles
-    area_cost = market_forces_index(data.icbs[2023]["region_name"].to_numpy(), data.registered)
+    path = allocation_path(scenario, data, cache)
     return with_demand(
         key,
-        allocation_path(scenario, data, cache),
-        scenario.demand,
-        data.services,
-        profiles.profiles,
-        profiles.index,
-        data.dataset["imd_score"].values,
-        area_cost,
-        data.pipeline,
+        path,
+        _demand(scenario, data, path.years[0].population),
         data.dataset["sex"].values,
         data.dataset["age"].values,
     )
@@ -279,35 +402,18 @@ def _plan(scenario: Scenario, data: ReferenceData, cache: PlanCache, key: str) -
 
 def with_demand(
     key: str,
-    years: tuple[YearPlan, ...],
-    config: DemandConfig,
-    services: pd.DataFrame,
-    profiles: np.ndarray,
-    profile_index: np.ndarray,
-    imd_score: np.ndarray,
-    area_cost: np.ndarray,
-    pipeline: pd.DataFrame,
+    path: AllocationPath,
+    demand: DemandModel,
     sex: np.ndarray,
     age: np.ndarray,
 ) -> ScenarioPlan:
     """Complete an allocation path with each year's expected patients and area costs.
 
-    Demand is calibrated on the first year's population (`sim.demand.build_demand`); the
-    2023-footprint values move onto each year's footprint. Also the seam engine tests use
-    to run the calendar on a small synthetic England.
+    The 2023-footprint values move onto each year's footprint. Also the seam engine tests
+    use to run the calendar on a small synthetic England.
     """
-    demand = build_demand(
-        config,
-        services,
-        profiles,
-        profile_index,
-        imd_score,
-        years[0].population,
-        years[0].year,
-        area_cost,
-    )
     planned = []
-    for year in years:
+    for year in path.years:
         patients23 = demand.annual_patients(year.population, year.year)
         fp = year.footprint
         patients = fp.counts(patients23)
@@ -317,9 +423,9 @@ def with_demand(
     return ScenarioPlan(
         key=key,
         years=tuple(planned),
-        services=services["service_id"].astype(str).to_numpy(),
+        treatments=path.treatments,
+        services=demand.services,
         costs=demand.costs,
-        pipeline=pipeline,
         sex=sex,
         age=age,
     )
@@ -329,6 +435,7 @@ def with_demand(
 
 ROUND_FIELDS = tuple(field.name for field in dataclasses.fields(Round))
 YEAR_ARRAYS = ("population", "delegated", "patients", "cost_index")
+FUNDED_FIELDS = tuple(field.name for field in dataclasses.fields(Funded))
 
 
 def plan_arrays(plan: ScenarioPlan) -> dict[str, np.ndarray]:
@@ -342,13 +449,16 @@ def plan_arrays(plan: ScenarioPlan) -> dict[str, np.ndarray]:
             out[f"{name}_{k}"] = getattr(year, name)
         for name in ROUND_FIELDS:
             out[f"round_{name}_{k}"] = np.asarray(getattr(year.round, name))
+    out["uplift"] = plan.treatments.uplift
+    for name in FUNDED_FIELDS:
+        out[f"funded_{name}"] = np.array([getattr(f, name) for f in plan.treatments.funded])
     return out
 
 
 def plan_from_arrays(
     arrays: dict[str, np.ndarray], scenario: Scenario, data: ReferenceData, key: str
 ) -> ScenarioPlan:
-    """The inverse of `plan_arrays` (footprints, catalogue and pipeline from `data`)."""
+    """The inverse of `plan_arrays` (footprints and catalogue from `data`)."""
     years = []
     for k, (year, name) in enumerate(zip(arrays["year"], arrays["footprint"], strict=True)):
         fields = {f: arrays[f"round_{f}_{k}"] for f in ROUND_FIELDS}
@@ -361,12 +471,14 @@ def plan_from_arrays(
                 **{field: arrays[f"{field}_{k}"] for field in YEAR_ARRAYS},
             )
         )
+    columns = [arrays[f"funded_{name}"].tolist() for name in FUNDED_FIELDS]
+    funded = tuple(Funded(*values) for values in zip(*columns, strict=True))
     return ScenarioPlan(
         key=key,
         years=tuple(years),
+        treatments=NewTreatments(funded, arrays["uplift"]),
         services=data.services["service_id"].astype(str).to_numpy(),
         costs=CostModel.from_catalogue(data.services, scenario.demand.high_cost_cases),
-        pipeline=data.pipeline,
         sex=data.dataset["sex"].values,
         age=data.dataset["age"].values,
     )
@@ -381,7 +493,7 @@ def allocation_dataset(scenario: Scenario, data: ReferenceData) -> xr.Dataset:
     With an ICB merger, the `icb` dimension is the union of both footprints and variables
     are NaN for ICBs that do not exist in a year; `delegated` (year, icb, service) is added.
     """
-    years = allocation_path(scenario, data)
+    years = allocation_path(scenario, data).years
     services = data.services["service_id"].astype(str).to_numpy()
     rounds, statuses = [], []
     for year in years:

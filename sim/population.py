@@ -5,9 +5,10 @@ Two projections (`scenario.population.basis`) and two modes (`.mode`):
 - basis 2022 (the default): ONS's 2022-based subnational projection (migration-category
   variant, June 2025), 2022..2047, on single years of age; its other variants are derived
   from the 2018-based ones (`sim.projection_variants`). basis 2018: ONS's 2018-based SNPP,
-  principal and 10 variants, 2018..2043. Before a projection starts, mid-year estimates
-  (2000..2017) and then, for the 2022 basis, the 2018-based variant (2018..2021) fill the
-  series (`population_series`), so a back-cast can start in 2015.
+  principal and 10 variants, 2018..2043. Before the 2022-based projection starts, the
+  2018-based variant (2018..2021) fills the series (`population_series`), so a back-cast
+  can start in 2018. No mid-year estimates before 2018 are packaged (the source's series
+  repeats mid-2018; sim/data/README.md).
 - `projection` mode reads the series as published; `cohort` runs a cohort-component model
   per ICB from the base-year population (from the projection's first year on), so that
   analysts can move mortality, fertility and migration with scenario levers.
@@ -125,7 +126,7 @@ def _implied_births(
 
 
 FIRST_YEAR = {2018: 2018, 2022: 2022}
-"""First year of each basis's projection (mid-years before it are estimates)."""
+"""First year of each basis's projection (before it, the 2018-based variant)."""
 
 
 def projection(reference: xr.Dataset, basis: int, variant: str) -> xr.DataArray:
@@ -142,16 +143,15 @@ def projection(reference: xr.Dataset, basis: int, variant: str) -> xr.DataArray:
 
 def coverage(reference: xr.Dataset, basis: int) -> tuple[int, int]:
     """(first, last) mid-year of the population series of `basis`."""
-    first = int(reference["population_estimate"]["estimate_year"].values[0])
+    first = int(reference["year"].values[0])
     last = reference["year"] if basis == 2018 else reference["year_2022"]
     return first, int(last.values[-1])
 
 
 def population_series(reference: xr.Dataset, basis: int, variant: str) -> xr.DataArray:
     """Mid-year populations (year, icb, sex, age), float64, for every year a scenario may
-    use: estimates to 2017, the 2018-based variant up to the basis's first year, then the
-    basis's projection."""
-    parts = [reference["population_estimate"].rename(estimate_year="year")]
+    use: the 2018-based variant up to the basis's first year, then the basis's projection."""
+    parts = []
     if basis != 2018:
         parts.append(
             projection(reference, 2018, variant).sel(year=slice(None, FIRST_YEAR[basis] - 1))

@@ -45,10 +45,10 @@ from sim.errors import ScenarioError, did_you_mean
 from sim.need import NEED_ADJUSTMENTS
 from sim.settlement import RISK_POOLS
 
-FIRST_DATA_YEAR = 2015
+FIRST_DATA_YEAR = 2018
 LAST_DATA_YEAR = 2047
-"""Years any scenario may name: estimates from 2015 (a back-cast), the 2022-based
-projection to 2047; `sim.checks` holds each year to the chosen projection's coverage."""
+"""Years any scenario may name: the 2018-based projection from 2018 (a back-cast), the
+2022-based projection to 2047; `sim.checks` holds each year to the chosen projection's coverage."""
 
 MAX_FILE_BYTES = 1_000_000
 """A scenario is a page of settings; anything larger is not one."""
@@ -178,15 +178,26 @@ class EnvelopeConfig(Section):
 
 
 class _AllocationBase(Section):
-    """Which formula sets each ICB's target share, and which adjustments it applies.
+    """Which formula sets each ICB's target share, how it is calibrated, which adjustments.
 
-    needs: age/sex cost curve x the switched-on need adjustments (`sim.need`); age_sex: the
-    cost curve only; capitation: heads; historic: the starting shares rolled forward.
+    needs: NHS England-style need sub-models per service group (age/sex cost curve from the
+    group's services, the group's deprivation response if `deprivation`, area costs if
+    `market_forces`), times the switched-on policy adjustments (`sim.need`); age_sex: the
+    cost curves only; capitation: heads; historic: the starting shares rolled forward.
+    `calibration` (`sim.calibration`): "lagged" re-estimates the sub-models every
+    `refresh_years` on data `data_lag_years` old and splits the envelope between services
+    on spend `split_lag_years` old; "perfect" both every year on current demand.
     Documented in docs/service_catalogue.md.
     """
 
     formula: Literal["needs", "age_sex", "capitation", "historic"] = "needs"
     population_base: Literal["resident", "registered"] = "resident"
+    calibration: Literal["lagged", "perfect"] = "lagged"
+    refresh_years: int = Field(3, ge=1, le=10)
+    data_lag_years: int = Field(2, ge=0, le=5)
+    split_lag_years: int = Field(1, ge=0, le=5)
+    deprivation: bool = True
+    market_forces: bool = True
 
 
 def allocation_model() -> type[_AllocationBase]:
@@ -286,9 +297,10 @@ class DemandConfig(Section):
     growth_multiplier: float = Field(1.0, ge=0.0, le=3.0)
     demographic_growth: bool = True
     high_cost_cases: bool = True
-    # Assumption (docs/demand_model.md): utilisation rises with deprivation as
-    # (IMD score / England mean) ** elasticity; 0 switches the need link off.
-    deprivation_elasticity: float = Field(0.15, ge=0.0, le=2.0)
+    # Assumption (docs/demand_model.md): use per head rises with deprivation as
+    # (IMD score / England mean) ** elasticity, one elasticity per need group
+    # (sim.demand.DEPRIVATION_ELASTICITY); this scales them all, 0 switches the link off.
+    deprivation_multiplier: float = Field(1.0, ge=0.0, le=3.0)
     # Expected patients accrue month by month; draws are made for each month ("month") or
     # once for the year's accrued expectation ("year": same distribution of every annual
     # result, since Poisson and gamma sums aggregate exactly, and 12x fewer variates).

@@ -120,6 +120,26 @@ def test_need_multiplier_has_weighted_mean_one_and_rises_with_deprivation(popula
     assert np.allclose(deprivation_multiplier(imd.values, weight, 0.0), 1.0)
 
 
+def test_each_need_group_has_its_own_deprivation_response(services, population, imd):
+    """Renal use rises more steeply with deprivation than cancer use (the groups'
+    elasticities), every group's multiplier has weighted mean 1, and the scenario's
+    multiplier scales them all (0 switches the link off)."""
+    from sim.demand import DEPRIVATION_ELASTICITY
+
+    model = demand(DemandConfig(), services, population, imd, 2024)
+    groups = services["need_group"].to_numpy()
+    weight = population.sum(("sex", "age")).values
+    most, least = int(np.argmax(imd.values)), int(np.argmin(imd.values))
+    spread = {g: model.deprivation[most, groups == g][0] / model.deprivation[least, groups == g][0]
+              for g in ("renal", "cancer")}  # fmt: skip
+    assert spread["renal"] > spread["cancer"] > 1.0
+    expected = (imd.values[most] / imd.values[least]) ** DEPRIVATION_ELASTICITY["renal"]
+    assert spread["renal"] == pytest.approx(expected)
+    np.testing.assert_allclose((model.deprivation * weight[:, None]).sum(0) / weight.sum(), 1.0)
+    off = demand(DemandConfig(deprivation_multiplier=0.0), services, population, imd, 2024)
+    np.testing.assert_allclose(off.deprivation, 1.0)
+
+
 def test_expected_patients_is_the_product_of_its_named_factors(services, population, imd):
     """The chain: exposure x deprivation x rate x trend, each factor its own function, so
     switching one to its base-year value attributes change to it."""
@@ -127,7 +147,7 @@ def test_expected_patients_is_the_product_of_its_named_factors(services, populat
     older = population.values * np.linspace(0.9, 1.3, 91)
     exposure = demographic_exposure(older, model.profiles, model.profile_index)
     trend = non_demographic_trend(model.growth, 2030, 2024)
-    by_hand = exposure * model.deprivation[:, None] * model.rate * trend
+    by_hand = exposure * model.deprivation * model.rate * trend
     chained = expected_patients(exposure, model.deprivation, model.rate, trend)
     np.testing.assert_allclose(chained, by_hand, rtol=1e-14)
     np.testing.assert_array_equal(model.annual_patients(older, 2030), chained)

@@ -13,11 +13,12 @@ import pytest
 import xarray as xr
 
 from sim.allocation import Round, largest_remainder
+from sim.demand import build_demand
 from sim.engine import Calendar
 from sim.footprint import Footprint, footprint_year
 from sim.outputs import assemble
 from sim.pipeline import COLUMNS as PIPELINE_COLUMNS
-from sim.plan import ScenarioPlan, YearPlan, with_demand
+from sim.plan import AllocationPath, ScenarioPlan, YearPlan, new_treatments, with_demand
 from sim.scenario import Scenario
 from sim.settlement import PoolInputs, settle
 from sim.years import month_index
@@ -41,6 +42,7 @@ def _services() -> pd.DataFrame:
             "cost_cv": [1.0, 0.8, 1.2, 0.5],
             "high_cost_share": [0.2, 0.0, 0.5, 0.0],
             "high_cost_mean_gbp": [400_000.0, 0.0, 900_000.0, 0.0],
+            "need_group": ["cancer", "cardiac", "renal", "other_physical"],
         }
     )
 
@@ -115,19 +117,16 @@ def _plan(scenario: Scenario, pipeline: pd.DataFrame | None = None) -> ScenarioP
             YearPlan(year, fp, population, delegated, _round(scenario, year, population, fp))
         )
     empty = pd.DataFrame(columns=list(PIPELINE_COLUMNS))
-    return with_demand(
-        "synthetic",
-        tuple(years),
-        scenario.demand,
-        _services(),
-        PROFILES,
-        PROFILE_INDEX,
-        IMD,
-        np.ones(6),
-        empty if pipeline is None else pipeline,
-        np.array(["f", "m"]),
-        np.arange(3),
-    )
+    demand = build_demand(
+        scenario.demand, _services(), PROFILES, PROFILE_INDEX, IMD, years[0].population,
+        time.base_year, np.ones(6),
+    )  # fmt: skip
+    pipeline = empty if pipeline is None else pipeline
+    populations = np.stack([y.population for y in years])
+    envelope = np.array([float(y.round.envelope) for y in years])
+    treatments = new_treatments(scenario, pipeline, demand, populations, envelope)
+    path = AllocationPath(tuple(years), treatments)
+    return with_demand("synthetic", path, demand, np.array(["f", "m"]), np.arange(3))
 
 
 def _scenario(**sections) -> Scenario:
@@ -281,7 +280,7 @@ def test_regional_pool_lowers_overspend_probability_of_small_icbs():
     common = {
         "time": {"base_year": 2024, "end_year": 2024},
         "envelope": {"base_gbp": 2 * 521e6, "growth": 0.0},
-        "demand": {"deprivation_elasticity": 0.0},
+        "demand": {"deprivation_multiplier": 0.0},
     }
     none = _run(_scenario(**common), range(200))
     pooled = _run(

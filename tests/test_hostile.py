@@ -109,11 +109,11 @@ BAD_SCENARIOS = {
         "time",
         "must not be before",
     ),
-    "year outside the data": ("[time]\nend_year = 2050\n", "time.end_year", "2015..2047"),
+    "year outside the data": ("[time]\nend_year = 2050\n", "time.end_year", "2018..2047"),
     "year outside the 2018-based data": (
         "[time]\nend_year = 2045\n[population]\nbasis = 2018\n",
         "time.end_year",
-        "outside the 2018-based population data (2000..2043)",
+        "outside the 2018-based population data (2018..2043)",
     ),
     "unknown risk pool": (
         '[settlement]\nrisk_pool = "regionl"\n',

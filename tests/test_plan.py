@@ -36,10 +36,11 @@ def test_keys_read_exactly_the_sections_a_path_depends_on(data):
         scenario("high_demand"),
         scenario("risk_pool_national"),
     )
-    # demand growth: same allocation path, another plan
-    assert P.allocation_key(base, data) == P.allocation_key(high, data)
+    # the formula is calibrated on the scenario's own demand: demand growth moves both
+    assert P.allocation_key(base, data) != P.allocation_key(high, data)
     assert P.plan_key(base, data) != P.plan_key(high, data)
-    # settlement only: the same plan
+    # settlement only: the same allocation path and the same plan
+    assert P.allocation_key(base, data) == P.allocation_key(pooled, data)
     assert P.plan_key(base, data) == P.plan_key(pooled, data)
     # how draws are made is not part of the plan
     monthly = base.model_copy(deep=True)
@@ -56,19 +57,21 @@ def test_keys_read_exactly_the_sections_a_path_depends_on(data):
 
 
 def test_one_allocation_path_serves_every_scenario_that_shares_it(data, monkeypatch):
+    """baseline and risk_pool_national differ only in settlement: one path for both
+    (high_demand, calibrated on its own demand, needs its own)."""
     computed = []
     real = P.allocation_round
 
-    def counting(year, *args, **kwargs):
-        computed.append(year)
-        return real(year, *args, **kwargs)
+    def counting(*args, **kwargs):
+        computed.append(args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(P, "allocation_round", counting)
     cache = P.PlanCache()
     for name in ("baseline", "high_demand", "risk_pool_national"):
         P.plan_scenario(scenario(name), data, cache)
     years = scenario("baseline").time.end_year - scenario("baseline").time.base_year + 1
-    assert len(computed) == years  # 20 rounds for three scenarios, not 60
+    assert len(computed) == 2 * years  # 40 rounds for three scenarios, not 60
 
 
 def test_disk_cache_gives_the_same_path_and_survives_a_damaged_file(tmp_path, data):

@@ -52,7 +52,7 @@ def test_dims_coordinates_and_units(ds: xr.Dataset) -> None:
     assert list(ds["year"].values) == list(range(2018, 2044))
     assert list(ds["npp_year"].values) == list(range(2018, 2048))  # NPP runs past the SNPP
     assert list(ds["year_2022"].values) == list(range(2022, 2048))
-    assert list(ds["estimate_year"].values) == list(range(2000, 2018))
+    assert "population_estimate" not in ds  # the source's 2000..2017 repeat mid-2018
     assert list(ds["age"].values) == list(range(91))
     assert list(ds["sex"].values) == ["f", "m"]
     assert list(ds["fertility_age"].values) == list(range(15, 47))

@@ -283,7 +283,7 @@ def test_unknown_projection_variant_lists_the_allowed_ones(tmp_path, extends_bas
     ("body", "field"),
     [
         ("[time]\nend_year = 2050\n", "time.end_year"),
-        ("[time]\nbase_year = 2014\n", "time.base_year"),
+        ("[time]\nbase_year = 2017\n", "time.base_year"),
         (
             "[[delegation.waves]]\nname = 'a'\nyear = 2024\n"
             "[[delegation.waves]]\nname = 'b'\nyear = 2048\n",
@@ -293,7 +293,7 @@ def test_unknown_projection_variant_lists_the_allowed_ones(tmp_path, extends_bas
 )
 def test_year_outside_the_data(tmp_path, extends_baseline, body, field):
     path = write(tmp_path, "year.toml", extends_baseline + body)
-    assert_one_line(load_error(path), path, field, "the reference data covers 2015..2047")
+    assert_one_line(load_error(path), path, field, "the reference data covers 2018..2047")
 
 
 def test_cross_field_rule_names_its_section(tmp_path, extends_baseline):
