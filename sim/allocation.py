@@ -117,6 +117,8 @@ class Round:
     retained_budget: np.int64
     allocation: np.ndarray
     target_allocation: np.ndarray
+    target_by_group: np.ndarray
+    """(icb, need group) the delegated target by need group, GBP (float)."""
     weighted_population: np.ndarray
     need_index: np.ndarray
     target_share: np.ndarray
@@ -153,7 +155,8 @@ def allocation_round(
         where=targets.notional > 0,
     )
     alloc_float = notional * fraction
-    target_float = targets.delegated * portfolio_now
+    target_by_group = targets.delegated_by_group * portfolio_now
+    target_float = target_by_group.sum(axis=1)
     env_gbp = int(np.rint(now))
     delegated_gbp = int(np.rint(alloc_float.sum()))
     weighted = targets.notional * targets.heads.sum()
@@ -163,6 +166,7 @@ def allocation_round(
         retained_budget=np.int64(env_gbp - delegated_gbp),
         allocation=largest_remainder(alloc_float, delegated_gbp),
         target_allocation=largest_remainder(target_float, int(np.rint(target_float.sum()))),
+        target_by_group=target_by_group,
         weighted_population=weighted,
         need_index=weighted / targets.heads,
         target_share=targets.notional,

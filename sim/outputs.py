@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from sim.allocation import ROUND_ATTRS
+from sim.demand import NEED_GROUPS
 from sim.footprint import Footprint
 from sim.pipeline import funded_log
 
@@ -45,8 +46,9 @@ class YearView:
     variable can be derived from earlier ones.
     """
 
-    def __init__(self, books: Books, final: Footprint) -> None:
+    def __init__(self, books: Books, final: Footprint, group: np.ndarray) -> None:
         self.books = books
+        self.calendar_group = group
         self.plan = books.plan
         self.round = books.plan.round
         self.final = final
@@ -95,6 +97,36 @@ def _expected_spend(v: YearView) -> np.ndarray:
     from sim.engine import by_portfolio
 
     return v.carried(by_portfolio(v.books.expected, v.plan.delegated))
+
+
+def by_group(values: np.ndarray, delegated: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """(icb, service) -> (icb, need_group, portfolio), summing services."""
+    one_hot = np.eye(len(NEED_GROUPS))[group]
+    held = delegated.astype(float)
+    parts = [np.einsum("is,is,sg->ig", values, mask, one_hot) for mask in (held, 1.0 - held)]
+    return np.stack(parts, axis=-1)
+
+
+def _group_view(name: str) -> Callable[[YearView], np.ndarray]:
+    def read(v: YearView) -> np.ndarray:
+        values = getattr(v.books, name)
+        return v.carried(by_group(values, v.plan.delegated, v.calendar_group))
+
+    return read
+
+
+def _budget_by_group(v: YearView) -> np.ndarray:
+    """Delegated: the allocation split as its target is, by need group; retained: the
+    notional retained budget split as the ICB's expected retained spend is."""
+    delegated = v.round.target_by_group
+    total = delegated.sum(axis=1, keepdims=True)
+    split = np.divide(delegated, total, out=np.zeros_like(delegated), where=total > 0)
+    retained = by_group(v.books.expected, v.plan.delegated, v.calendar_group)[..., 1]
+    rtotal = retained.sum(axis=1, keepdims=True)
+    rsplit = np.divide(retained, rtotal, out=np.zeros_like(retained), where=rtotal > 0)
+    budget = v.books.budget
+    out = np.stack([budget[:, :1] * split, budget[:, 1:] * rsplit], axis=-1)
+    return v.carried(out)
 
 
 @dataclass(frozen=True)
@@ -173,6 +205,31 @@ VARIABLES: tuple[Variable, ...] = (
         "delegated allocation and notional retained budget per ICB",
         "deterministic",
         lambda v: v.carried(v.books.budget),
+    ),
+    Variable(
+        "budget_by_group",
+        ("icb", "need_group", "portfolio"),
+        "GBP",
+        "budget by need group: delegated allocation split as its target, notional retained "
+        "budget as expected retained spend",
+        "deterministic",
+        _budget_by_group,
+    ),
+    Variable(
+        "expected_spend_by_group",
+        ("icb", "need_group", "portfolio"),
+        "GBP",
+        "expected spend by ICB of residence, need group and portfolio",
+        "deterministic",
+        _group_view("expected"),
+    ),
+    Variable(
+        "expected_patients_by_group",
+        ("icb", "need_group", "portfolio"),
+        "patients",
+        "expected patients by ICB of residence, need group and portfolio",
+        "deterministic",
+        _group_view("expected_patients"),
     ),
     Variable(
         "spend",
@@ -321,7 +378,7 @@ def assemble(
     needed = _with_inputs(wanted)
     columns: dict[str, list[np.ndarray]] = {v.name: [] for v in needed}
     for plan in plans:
-        view = YearView(calendar.books[plan.year], final)
+        view = YearView(calendar.books[plan.year], final, calendar.plan.group)
         for var in needed:
             view.row[var.name] = var.read(view)
             columns[var.name].append(view.row[var.name])
@@ -329,6 +386,7 @@ def assemble(
         "year": np.array(calendar.years, dtype=np.int64),
         "icb": final.codes,
         "portfolio": np.array(PORTFOLIOS),
+        "need_group": np.array(NEED_GROUPS),
         "service": calendar.plan.services,
         "sex": calendar.plan.sex,
         "age": calendar.plan.age,

@@ -44,7 +44,7 @@ from sim.allocation import (
 from sim.calibration import data_year, estimate, split_year
 from sim.convergence import FloorNotFundable
 from sim.delegation import delegation_masks
-from sim.demand import DemandModel, build_demand
+from sim.demand import NEED_GROUPS, DemandModel, build_demand
 from sim.draws import CostModel
 from sim.envelope import development_fund, national_envelope
 from sim.errors import ScenarioError
@@ -133,6 +133,8 @@ class ScenarioPlan:
     years: tuple[YearPlan, ...]
     treatments: NewTreatments
     services: np.ndarray
+    group: np.ndarray
+    """(service,) index of each service's need group in `sim.demand.NEED_GROUPS`."""
     costs: CostModel
     sex: np.ndarray
     age: np.ndarray
@@ -372,7 +374,9 @@ def _targets(
         need = fp.counts(service_need(config, formula_population, model))
         if config.formula == "needs":
             need = need * need_multiplier(config, inputs.need)[:, None]
-    targets = portfolio_targets(need, model.group, split, held, fp.counts(heads23))
+    targets = portfolio_targets(
+        need, model.group, split, held, fp.counts(heads23), len(NEED_GROUPS)
+    )
     return targets, start
 
 
@@ -425,6 +429,7 @@ def with_demand(
         years=tuple(planned),
         treatments=path.treatments,
         services=demand.services,
+        group=demand.group,
         costs=demand.costs,
         sex=sex,
         age=age,
@@ -478,6 +483,7 @@ def plan_from_arrays(
         years=tuple(years),
         treatments=NewTreatments(funded, arrays["uplift"]),
         services=data.services["service_id"].astype(str).to_numpy(),
+        group=np.array([NEED_GROUPS.index(g) for g in data.services["need_group"]]),
         costs=CostModel.from_catalogue(data.services, scenario.demand.high_cost_cases),
         sex=data.dataset["sex"].values,
         age=data.dataset["age"].values,

@@ -41,7 +41,7 @@ def scenario(**sections) -> Scenario:
 def targets(notional, delegated, heads=None) -> Targets:
     notional = np.asarray(notional, float)
     heads = np.ones_like(notional) if heads is None else np.asarray(heads, float)
-    return Targets(notional, np.asarray(delegated, float), heads)
+    return Targets(notional, np.asarray(delegated, float)[:, None], heads)
 
 
 def round_(sc: Scenario, year: int, t: Targets, previous=None, start=None) -> A.Round:
@@ -89,6 +89,7 @@ def test_sub_model_targets_worked_on_paper():
         out.notional, [0.7 * 2 / 9 + 0.09, 0.7 * 5 / 9 + 0.03, 0.7 * 2 / 9 + 0.18]
     )
     np.testing.assert_allclose(out.delegated, [0.215, 0.28, 0.305])
+    np.testing.assert_allclose(out.delegated_by_group, [[0.125, 0.09], [0.25, 0.03], [0.125, 0.18]])
     # an ICB that holds nothing has no delegated target, and the others keep their shares
     partial = held.copy()
     partial[2] = False

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from sim.allocation import Round, largest_remainder
-from sim.demand import build_demand
+from sim.demand import NEED_GROUPS, build_demand
 from sim.engine import Calendar
 from sim.footprint import Footprint, footprint_year
 from sim.outputs import assemble
@@ -81,6 +81,13 @@ class _Population:
         self.year += 1
 
 
+def _by_group(delegated: np.ndarray) -> np.ndarray:
+    """The delegated services a (cancer) and b (cardiac) share the target by population."""
+    out = np.zeros((delegated.size, len(NEED_GROUPS)))
+    out[:, NEED_GROUPS.index("cancer")] = out[:, NEED_GROUPS.index("cardiac")] = delegated / 2
+    return out
+
+
 def _round(scenario: Scenario, year: int, population: np.ndarray, fp: Footprint) -> Round:
     """Envelope grows at the scenario rate; half retained; delegated half by population."""
     envelope = scenario.envelope.base_gbp * (1 + scenario.envelope.growth) ** (year - 2024)
@@ -94,6 +101,7 @@ def _round(scenario: Scenario, year: int, population: np.ndarray, fp: Footprint)
         retained_budget=np.int64(round(envelope) - delegated.sum()),
         allocation=delegated,
         target_allocation=delegated,
+        target_by_group=_by_group(delegated),
         weighted_population=pop,
         need_index=np.ones(pop.size),
         target_share=pop / pop.sum(),

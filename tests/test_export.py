@@ -27,6 +27,7 @@ from sim.years import financial_year
 HEADER = 3  # the header row of every data sheet; data start below it
 KEYS = ["ICB code", "ODS code", "ICB name", "Region name"]
 YEARS = [2024, 2025, 2026, 2027]
+GROUPED = ("Delegated by group", "Retained by group")
 SINGLE_SHEETS = [
     "Notes",
     "Allocations",
@@ -34,8 +35,8 @@ SINGLE_SHEETS = [
     "Distance from target",
     "Weighted population",
     "Population",
-    "Delegated budget",
-    "Retained budget",
+    "Delegated by group",
+    "Retained by group",
     "Risk 5% before pooling",
     "Risk 5% after pooling",
     "Risk 1% before pooling",
@@ -117,7 +118,8 @@ def test_sheets_and_their_names(book):
 def test_icb_columns_first_then_financial_years(book, ds):
     for name in SINGLE_SHEETS[1:-1]:
         ws = book[name]
-        assert header(ws) == KEYS + [financial_year(y) for y in YEARS], name
+        group = ["Service group"] if name in GROUPED else []
+        assert header(ws) == KEYS + group + [financial_year(y) for y in YEARS], name
         first = [c.value for c in ws[HEADER + 1]][:4]
         icb = ds["icb"].values[0]
         assert first == [
@@ -149,8 +151,6 @@ def test_allocations_match_the_netcdf_to_the_pound(book, ds):
         ("Targets", "target_allocation"),
         ("Weighted population", "weighted_population"),
         ("Population", "population"),
-        ("Delegated budget", "budget"),
-        ("Retained budget", "budget"),
         ("Shortfall before pooling", "expected_shortfall"),
         ("Shortfall after pooling", "expected_shortfall"),
     ],
@@ -212,12 +212,12 @@ def test_national_sheet(book, ds):
 
 def test_panes_frozen_below_the_header_right_of_the_icb_columns(book):
     for name in SINGLE_SHEETS[1:-1]:
-        assert book[name].freeze_panes == "E4", name
+        assert book[name].freeze_panes == ("F4" if name in GROUPED else "E4"), name
     assert book["National"].freeze_panes == "B4"
 
 
 def test_number_formats_show_pounds_in_millions_and_fractions_in_percent(book):
-    for name in ("Allocations", "Targets", "Delegated budget", "Retained budget", "National"):
+    for name in ("Allocations", "Targets", *GROUPED, "National"):
         ws = book[name]
         first = HEADER + 1
         last = ws.max_row
@@ -248,7 +248,7 @@ def test_notes_sheet_holds_provenance_and_the_licence(book, ds):
     lines = ds.attrs["scenario_text"].splitlines()
     assert 'name = "short"' in lines and 'name = "short"' in cells
     assert sum(line in cells for line in lines if line.strip()) == len([x for x in lines if x])
-    assert "no budgets by service group" in text  # the fallback is said
+    assert "split by service (need) group" in text
     assert "pounds" in text and "£m" in text  # how money is stored
     for sheet in SINGLE_SHEETS[1:]:
         assert sheet in cells, sheet
@@ -312,47 +312,44 @@ def test_long_csv_units_come_from_the_variables(long, ds):
 
 # ---- budgets by service group (the variable the model is gaining) ---------------------------
 
-GROUPS = ["cancer", "cardiac", "renal"]
-SHARES = np.array([0.5, 0.3, 0.2])
+
+def test_budget_by_group_gives_a_sheet_per_portfolio_with_icb_by_group_rows(book, ds):
+    groups = [str(g) for g in ds["need_group"].values]
+    for sheet in GROUPED:
+        portfolio = sheet.split()[0].lower()
+        data = list(book[sheet].iter_rows(min_row=HEADER + 1, values_only=True))
+        assert len(data) == ds.sizes["icb"] * len(groups) + 1
+        icb = str(ds["icb"].values[1])
+        row = [r for r in data if r[0] == icb and r[4] == "renal"][0]
+        expected = ds["budget_by_group"].sel(icb=icb, need_group="renal", portfolio=portfolio)
+        np.testing.assert_allclose(row[5:], expected.values, rtol=1e-12)
+        # the groups of an ICB add up to its budget, and the England row to England's
+        mine = np.array([r[5:] for r in data if r[0] == icb], dtype=float).sum(axis=0)
+        budget = ds["budget"].sel(portfolio=portfolio)
+        np.testing.assert_allclose(mine, budget.sel(icb=icb).values, rtol=1e-9)
+        assert data[-1][0] == "England"
+        np.testing.assert_allclose(data[-1][5:], budget.sum("icb").values, rtol=1e-12)
 
 
-def with_budget_by_group(ds: xr.Dataset) -> xr.Dataset:
-    share = xr.DataArray(SHARES, dims="need_group", coords={"need_group": GROUPS})
-    grouped = (ds["budget"] * share).transpose("year", "icb", "need_group", "portfolio")
-    grouped.attrs = {"units": "GBP", "long_name": "budget by ICB, need group and portfolio"}
-    return ds.assign(budget_by_group=grouped)
-
-
-def test_budget_by_group_gives_a_sheet_per_portfolio_with_icb_by_group_rows(ds, tmp_path):
-    grouped = with_budget_by_group(ds)
-    path = export.write_xlsx(grouped, tmp_path / "g.xlsx")
+def test_results_without_budget_by_group_fall_back_to_budget(ds, tmp_path):
+    """A results file written before `budget_by_group` existed still exports, by portfolio."""
+    path = export.write_xlsx(ds.drop_vars("budget_by_group"), tmp_path / "old.xlsx")
     book = load_workbook(path)
-    assert "Delegated by group" in book.sheetnames and "Retained by group" in book.sheetnames
-    assert "Delegated budget" not in book.sheetnames
-    ws = book["Retained by group"]
-    assert header(ws) == KEYS + ["Service group"] + [financial_year(y) for y in YEARS]
-    assert ws.freeze_panes == "F4"
-    data = list(ws.iter_rows(min_row=HEADER + 1, values_only=True))
-    assert len(data) == ds.sizes["icb"] * len(GROUPS) + 1
-    icb = str(ds["icb"].values[1])
-    row = [r for r in data if r[0] == icb and r[4] == "renal"][0]
-    expected = grouped["budget_by_group"].sel(icb=icb, need_group="renal", portfolio="retained")
-    np.testing.assert_allclose(row[5:], expected.values, rtol=1e-12)
-    assert data[-1][0] == "England"
+    assert "Delegated budget" in book.sheetnames and "Delegated by group" not in book.sheetnames
+    table = rows(book["Retained budget"])
     np.testing.assert_allclose(
-        data[-1][5:], ds["budget"].sel(portfolio="retained").sum("icb").values, rtol=1e-12
+        table["England"], ds["budget"].sel(portfolio="retained").sum("icb").values, rtol=1e-12
     )
     notes = "\n".join(str(c) for r in book["Notes"].iter_rows(values_only=True) for c in r if c)
-    assert "split by service (need) group" in notes
-    assert "no budgets by service group" not in notes
+    assert "no budgets by service group" in notes
 
 
 def test_budget_by_group_in_the_long_table(ds):
-    table = export.long_table(with_budget_by_group(ds))
+    table = export.long_table(ds)
     cancer = table[table["variable"] == "budget_by_group:delegated:cancer"]
     assert len(cancer) == ds.sizes["icb"] * len(YEARS)
-    expected = ds["budget"].sel(portfolio="delegated").sum("icb").values * SHARES[0]
-    np.testing.assert_allclose(cancer.groupby("year")["value"].sum().values, expected)
+    expected = ds["budget_by_group"].sel(portfolio="delegated", need_group="cancer").sum("icb")
+    np.testing.assert_allclose(cancer.groupby("year")["value"].sum().values, expected.values)
     assert not table["variable"].str.fullmatch(r"budget:.*").any()
 
 

@@ -59,3 +59,30 @@ def test_no_import_cycle_inside_sim():
 
     for module in graph:
         visit(module, (module,))
+
+
+def test_by_group_variables_add_up_to_their_portfolio_totals():
+    """On the packaged data, across the 2026 merger: budgets, expected spend and patients
+    by need group sum to the by-portfolio figures, and the delegated budget by group to
+    the allocation."""
+    import numpy as np
+
+    from sim.plan import PlanCache, plan_scenario
+    from sim.reference import load_data
+    from sim.scenario import load_scenario
+    from sim.simulate import deterministic_of_plan
+
+    sc = load_scenario(ROOT / "scenarios" / "icb_mergers_2026.toml")
+    ds = deterministic_of_plan(sc, plan_scenario(sc, load_data(), PlanCache()))
+    ds = ds.sel(year=[2025, 2026, 2030])
+    pairs = [("budget_by_group", "budget"), ("expected_spend_by_group", "expected_spend")]
+    for grouped, total in pairs:
+        np.testing.assert_allclose(ds[grouped].sum("need_group"), ds[total], rtol=1e-12)
+    np.testing.assert_allclose(
+        ds["budget_by_group"].sel(portfolio="delegated").sum("need_group"),
+        ds["allocation"],
+        rtol=1e-12,
+    )
+    patients = ds["expected_patients_by_group"]
+    assert float(patients.sum()) > 0 and (patients >= 0).all()
+    assert list(ds["need_group"].values)[:3] == ["cancer", "cardiac", "renal"]
