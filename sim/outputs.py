@@ -207,6 +207,14 @@ VARIABLES: tuple[Variable, ...] = (
         lambda v: v.carried(v.books.budget),
     ),
     Variable(
+        "target_by_group",
+        ("icb", "need_group"),
+        "GBP",
+        "needs-based target for the ICB's delegated services, by need group",
+        "deterministic",
+        lambda v: v.money(v.round.target_by_group),
+    ),
+    Variable(
         "budget_by_group",
         ("icb", "need_group", "portfolio"),
         "GBP",

@@ -83,6 +83,9 @@ def test_by_group_variables_add_up_to_their_portfolio_totals():
         ds["allocation"],
         rtol=1e-12,
     )
+    np.testing.assert_allclose(
+        ds["target_by_group"].sum("need_group"), ds["target_allocation"], rtol=1e-9, atol=1.0
+    )
     patients = ds["expected_patients_by_group"]
     assert float(patients.sum()) > 0 and (patients >= 0).all()
     assert list(ds["need_group"].values)[:3] == ["cancer", "cardiac", "renal"]
