@@ -27,18 +27,22 @@ if TYPE_CHECKING:
     from sim.scenario import AllocationConfig
 
 
-def data_year(year: int, base_year: int, config: AllocationConfig) -> int:
-    """The year whose demand the need sub-models used in `year` were estimated on."""
+def data_year(year: int, base_year: int, config: AllocationConfig, earliest: int) -> int:
+    """The year whose demand the need sub-models used in `year` were estimated on (never
+    before `earliest`, the first year with population data: then the earliest is used)."""
     if config.calibration == "perfect":
         return year
     estimated = base_year + (year - base_year) // config.refresh_years * config.refresh_years
-    return estimated - config.data_lag_years
+    return max(estimated - config.data_lag_years, earliest)
 
 
-def split_year(year: int, config: AllocationConfig) -> int:
+def split_year(year: int, config: AllocationConfig, earliest: int) -> int:
     """The year whose expected spend splits `year`'s envelope between services: budgets are
-    set every year from a recent outturn, `split_lag_years` old (perfect: the year itself)."""
-    return year if config.calibration == "perfect" else year - config.split_lag_years
+    set every year from a recent outturn, `split_lag_years` old (perfect: the year itself),
+    never before `earliest`."""
+    if config.calibration == "perfect":
+        return year
+    return max(year - config.split_lag_years, earliest)
 
 
 def estimate(

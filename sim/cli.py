@@ -197,7 +197,7 @@ def run(
     table = summary_table(ds)
     if table.row_count:
         console.print(table)
-    console.print(f"wrote {target}", highlight=False)
+    console.print(f"wrote {target}", highlight=False, soft_wrap=True)  # paths never broken
 
 
 def check_writable(path: Path, folder: bool = False, what: str = "--out") -> Path:
@@ -340,9 +340,9 @@ def compare(
     console = Console()
     console.print(as_table(table, title="Comparison"))
     if report is not None:
-        console.print(f"wrote {report}", highlight=False)
+        console.print(f"wrote {report}", highlight=False, soft_wrap=True)
     if csv is not None:
-        console.print(f"wrote CSV tables to {csv}", highlight=False)
+        console.print(f"wrote CSV tables to {csv}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from sim.draws import CostModel
+from sim.parameters import central
 from sim.reference import CATALOGUE_YEAR
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ def build_demand(
     """
     groups = services["need_group"].astype(str).to_numpy()
     deprivation = group_deprivation(
-        imd_score, base_population.sum(axis=(1, 2)), groups, config.deprivation_multiplier
+        imd_score, base_population.sum(axis=(1, 2)), groups, central(config.deprivation_multiplier)
     )
     growth = services["non_demographic_growth"].to_numpy(float)
     costs = CostModel.from_catalogue(services, config.high_cost_cases)
@@ -185,7 +186,7 @@ def build_demand(
         profiles=profiles,
         group=np.array([NEED_GROUPS.index(g) for g in groups]),
         rate=rate,
-        growth=growth * config.growth_multiplier,
+        growth=growth * central(config.growth_multiplier),
         deprivation=deprivation,
         cost_index=cost_index,
         costs=costs,

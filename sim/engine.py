@@ -28,9 +28,11 @@ import numpy as np
 import simpy
 
 from sim.draws import CellCosts, Outcome, draw, expected_outcome
+from sim.footprint import Footprint
+from sim.parameters import annual_shocks, draw_parameters
 from sim.plan import ScenarioPlan, YearPlan
 from sim.scenario import Scenario
-from sim.settlement import PoolInputs, needs_each_case, settle
+from sim.settlement import PoolInputs, Settled, needs_each_case, settle_year
 
 OUTCOMES = ("spend", "patients", "hc_excess")
 
@@ -68,8 +70,8 @@ class Books:
     patients: np.ndarray | None = None
     variance: np.ndarray | None = None
     """(replicate, icb, portfolio): spend, patients and spend - budget by portfolio."""
-    carried: np.ndarray | None = None
-    """(replicate, icb): the delegated variance the ICB carries after the risk pool."""
+    settled: Settled | None = None
+    """The year-end settlement (`sim.settlement.settle_year`)."""
 
 
 class Calendar:
@@ -95,9 +97,18 @@ class Calendar:
         self.excess_per_case = (
             None if scenario.demand.stochastic else plan.costs.hc_expected_excess(self.threshold)
         )
+        spread = plan.spread
+        self.parameter_values = draw_parameters(spread.parameters, seed, self.replicates)
+        self.shocks = annual_shocks(
+            seed, self.replicates, len(self.years), scenario.demand.national_variation
+        )
+        self.uncertain = len(self.replicates) > 0 and (
+            bool(spread.parameters) or scenario.demand.national_variation > 0
+        )
         self.env = simpy.Environment()
         self.books: dict[int, Books] = {}
         self.uplift = np.ones(plan.services.size)
+        self.carry: tuple[Footprint, np.ndarray] | None = None
         self.april_done = {y: self.env.event() for y in self.years}
         self.books_closed = {y: self.env.event() for y in self.years}
         self.policy_done: dict[int, list[simpy.Event]] = {}
@@ -133,29 +144,44 @@ class Calendar:
     def demand(self):
         """Each month, once the month's policy events have acted: expected patients accrue;
         draws per replicate for the month, or for the year's accrued expectation at its
-        last month (`demand.draw_period`)."""
+        last month (`demand.draw_period`). With uncertain parameters each replicate's
+        expectation is its own (`sim.parameters`); the books' expectation stays the plan's."""
         cfg = self.scenario.demand
         costs = self.plan.costs
-        for year in self.years:
+        for k, year in enumerate(self.years):
             books = self.books[year]
             plan = books.plan
             cells = CellCosts.for_footprint(costs, plan.delegated.shape[0], plan.cost_index)
+            own = self._replicate_patients(plan) if self.uncertain else None
             accrued = np.zeros_like(books.expected)
-            lam = mean = None
+            accrued_own = None if own is None else np.zeros_like(own[0])
+            lam = mean = lam_own = None
             for month in range(12):
-                t = 12 * (year - self.base_year) + month
+                t = 12 * k + month
                 events = self.policy_done.get(t, [])
                 yield self.env.all_of(([self.april_done[year]] if month == 0 else []) + events)
                 if mean is None or events:  # the month's rates change only at policy events
                     lam = plan.patients * self.uplift / 12.0
                     mean = expected_outcome(lam, costs, self.excess_per_case, plan.cost_index)
+                    if own is not None:
+                        lam_own = self._replicate_rates(own, k)
                 books.expected += mean.spend
                 accrued += lam
-                if not cfg.stochastic:  # every replicate gets the expectation, month by month
+                if accrued_own is not None:
+                    accrued_own += lam_own
+                period = lam if lam_own is None else lam_own
+                if not cfg.stochastic:  # every replicate gets its expectation, month by month
+                    outcome = mean
+                    if lam_own is not None:
+                        outcome = expected_outcome(
+                            lam_own, costs, self.excess_per_case, plan.cost_index
+                        )
                     for key in OUTCOMES:
-                        books.drawn[key] += getattr(mean, key)
-                elif cfg.draw_period == "month" or month == 11:
-                    self._draw(books.drawn, lam if cfg.draw_period == "month" else accrued, cells)
+                        books.drawn[key] += getattr(outcome, key)
+                elif cfg.draw_period == "month":
+                    self._draw(books.drawn, period, cells)
+                elif month == 11:
+                    self._draw(books.drawn, accrued if own is None else accrued_own, cells)
                 if month < 11:
                     yield self.env.timeout(1)
             books.expected_patients = accrued
@@ -169,14 +195,38 @@ class Calendar:
             self._settle(self.books[year])
 
     # --- helpers -----------------------------------------------------------------------
+    def _replicate_patients(self, plan: YearPlan) -> tuple[np.ndarray, np.ndarray]:
+        """Each replicate's expected patients before new treatments (replicate, icb,
+        service) on the year's footprint, and its new-treatment cost ratio (replicate,)."""
+        spread = self.plan.spread
+        variants = bool(spread.parameters.variants)
+        patients, ratios = [], []
+        for values in self.parameter_values:
+            p23 = plan.variant_patients23[int(values[-1])] if variants else plan.patients23
+            ratio = spread.patient_ratio(values, plan.year)
+            patients.append(plan.footprint.counts(p23 * ratio))
+            ratios.append(spread.treatment_cost_ratio(values))
+        shape = (len(self.rngs), *plan.patients.shape)
+        return np.stack(patients).reshape(shape), np.asarray(ratios)
+
+    def _replicate_rates(self, own: tuple[np.ndarray, np.ndarray], k: int) -> np.ndarray:
+        """(replicate, icb, service) the month's expected patients of each replicate: its
+        own patients, its new treatments' cost, the year's national shock."""
+        patients, cost_ratio = own
+        uplift = 1.0 + (self.uplift - 1.0)[None, :] * cost_ratio[:, None]
+        return patients * (uplift * self.shocks[:, k, None])[:, None, :] / 12.0
+
     def _draw(self, drawn: dict[str, np.ndarray], lam: np.ndarray, cells: CellCosts) -> None:
-        """Add one period's random patients and spend to every replicate's accumulators."""
+        """Add one period's random patients and spend to every replicate's accumulators;
+        `lam` is (icb, service), shared, or (replicate, icb, service)."""
         if not self.rngs:
             return
-        flat = lam.ravel()
+        cells_per_replicate = drawn["spend"][0].size
+        lams = np.broadcast_to(lam, (len(self.rngs), *drawn["spend"].shape[1:]))
+        lams = lams.reshape(len(self.rngs), cells_per_replicate)
         totals = [drawn[key].reshape(len(self.rngs), -1) for key in OUTCOMES]
         for r, rng in enumerate(self.rngs):
-            outcome: Outcome = draw(rng, flat, cells, self.threshold, self.per_case)
+            outcome: Outcome = draw(rng, lams[r], cells, self.threshold, self.per_case)
             for total, key in zip(totals, OUTCOMES, strict=True):
                 total[r] += getattr(outcome, key)
 
@@ -191,7 +241,16 @@ class Calendar:
         inputs = PoolInputs(
             books.variance[..., 0], excess, books.budget[:, 0], plan.footprint.regions
         )
-        books.carried = settle(inputs, self.scenario.settlement)
+        brought = self._brought_forward(plan)
+        books.settled = settle_year(inputs, brought, self.scenario.settlement)
+        self.carry = (plan.footprint, books.settled.carried_forward)
+
+    def _brought_forward(self, plan: YearPlan) -> np.ndarray:
+        """Last year's carry-forward on this year's footprint (summed along a merger)."""
+        if self.carry is None:
+            return np.zeros((len(self.rngs), plan.footprint.codes.size))
+        footprint, amounts = self.carry
+        return amounts if footprint is plan.footprint else plan.footprint.counts(amounts, 1)
 
     def _schedule(self) -> None:
         env = self.env

@@ -32,11 +32,12 @@ from sim.pipeline import funded_log
 if TYPE_CHECKING:
     from sim.engine import Books, Calendar
 
-Kind = Literal["deterministic", "replicate", "summary"]
+Kind = Literal["deterministic", "replicate", "parameters", "summary"]
 QUANTILES = (0.05, 0.5, 0.95)
 POOLING = ("before", "after")
 PORTFOLIOS = ("delegated", "retained")
 RISK_THRESHOLDS = {"p_overspend_1pct": 0.01, "p_overspend_5pct": 0.05}
+NATIONAL_THRESHOLDS = (0.0, 0.01, 0.05)
 
 
 class YearView:
@@ -149,6 +150,8 @@ class Variable:
     def full_dims(self) -> tuple[str, ...]:
         if self.kind == "replicate":
             return ("replicate", "year", *self.dims)
+        if self.kind == "parameters":
+            return ("replicate", *self.dims)
         return ("year", *self.dims) if self.kind == "deterministic" else self.dims
 
     @property
@@ -256,6 +259,15 @@ VARIABLES: tuple[Variable, ...] = (
         lambda v: v.carried(v.books.patients, 1),
     ),
     Variable(
+        "national_spend",
+        ("portfolio",),
+        "GBP",
+        "spend in England by portfolio (the sum over ICBs, per replicate)",
+        "replicate",
+        lambda v: v.row["spend"].sum(axis=1),
+        needs=("spend",),
+    ),
+    Variable(
         "variance_to_budget",
         ("icb", "portfolio"),
         "GBP",
@@ -267,10 +279,27 @@ VARIABLES: tuple[Variable, ...] = (
         "carried_variance",
         ("icb",),
         "GBP",
-        "delegated variance the ICB carries after the risk pool",
+        "delegated variance the ICB ends the year with, after the risk pool and carry-forward",
         "replicate",
-        lambda v: v.carried(v.books.carried, 1),
+        lambda v: v.carried(v.books.settled.outturn, 1),
         internal=True,
+    ),
+    Variable(
+        "carried_forward",
+        ("icb",),
+        "GBP",
+        "over- (+) or underspend moved into the ICB's next delegated budget",
+        "replicate",
+        lambda v: v.carried(v.books.settled.carried_forward, 1),
+    ),
+    Variable(
+        "nhse_risk_cost",
+        (),
+        "GBP",
+        "delegated over- (+) or underspend NHS England bears: risk-pool shares, what a "
+        "rule absorbs, carry-forward financed less repaid",
+        "replicate",
+        lambda v: v.books.settled.nhse,
     ),
     Variable(
         "overspend_before_pooling",
@@ -285,13 +314,24 @@ VARIABLES: tuple[Variable, ...] = (
         "overspend_after_pooling",
         ("icb",),
         "1",
-        "delegated overspend after the risk-pool rule, as a fraction of the allocation",
+        "delegated overspend after the risk-pool rule and carry-forward, as a fraction of "
+        "the allocation",
         "replicate",
         lambda v: v.row["carried_variance"] / _positive(v.row["budget"][:, 0]),
         needs=("carried_variance", "budget"),
     ),
 )
 """Every variable the engine records, in the order they are read each year."""
+
+PARAMETER_VALUE = Variable(
+    "parameter_value",
+    ("parameter",),
+    "1",
+    "each replicate's draw of each uncertain parameter (sim.parameters); "
+    "population.variant is an index into the attribute `variants`",
+    "parameters",
+)
+"""Drawn once per replicate, not per year: read from the calendar, kept for every replicate."""
 
 
 def risk_variables() -> tuple[Variable, ...]:
@@ -317,6 +357,31 @@ def risk_variables() -> tuple[Variable, ...]:
             "summary",
         )
     )
+    out += [
+        Variable(
+            "p_national_overspend",
+            ("threshold", "year", "portfolio"),
+            "1",
+            "probability that England's spend on the portfolio exceeds its budget by more "
+            "than `threshold` of it",
+            "summary",
+        ),
+        Variable(
+            "national_expected_shortfall",
+            ("year", "portfolio"),
+            "GBP",
+            "mean over replicates of max(England's spend - budget, 0), by portfolio",
+            "summary",
+        ),
+        Variable(
+            "common_risk_share",
+            ("year", "icb"),
+            "1",
+            "share of the variance of the ICB's delegated overspend (fraction of allocation) "
+            "that moves with England's (squared correlation): common, not the ICB's own",
+            "summary",
+        ),
+    ]
     return tuple(out)
 
 
@@ -356,7 +421,8 @@ def summary_variables() -> tuple[Variable, ...]:
 
 def schema() -> dict[str, Variable]:
     """Every variable a results file can hold, by name (internal ones excluded)."""
-    everything = [v for v in VARIABLES if not v.internal] + list(summary_variables())
+    everything = [v for v in VARIABLES if not v.internal]
+    everything += [PARAMETER_VALUE, *summary_variables()]
     return {v.name: v for v in everything}
 
 
@@ -409,6 +475,17 @@ def assemble(
         if var.kind == "replicate":
             values = np.moveaxis(values, 0, 1)
         data[var.name] = (var.full_dims, values, var.attrs)
+    if "replicate" in kinds:
+        names = calendar.plan.spread.parameters.names
+        data[PARAMETER_VALUE.name] = (
+            PARAMETER_VALUE.full_dims,
+            calendar.parameter_values,
+            {
+                **PARAMETER_VALUE.attrs,
+                "variants": ", ".join(calendar.plan.spread.parameters.variants),
+            },
+        )
+        coords["parameter"] = np.array(names, dtype=str)
     ds = final.label(xr.Dataset(data, coords=coords))
     if "deterministic" in kinds:
         funded = calendar.plan.treatments.funded

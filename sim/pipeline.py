@@ -164,19 +164,19 @@ def funded_treatments(
 
 
 def uplift_path(
-    funded: Sequence[Funded], services: np.ndarray, base_spend: np.ndarray, base_year: int
+    funded: Sequence[Funded], services: np.ndarray, base_spend: np.ndarray, cost_ratio: float
 ) -> np.ndarray:
     """(month, service) utilisation multiplier of each service in each month of the horizon:
-    1 plus, for every treatment funded so far, its annual cost over the service's national
-    expected spend (before new treatments) in the year it was funded. `base_spend` is
-    (year, service)."""
+    1 plus, for every treatment funded so far, its annual cost (times `cost_ratio`, the
+    recurrent cost over the planned one) over the service's national expected spend (before
+    new treatments) in the year it was funded. `base_spend` is (year, service)."""
     index = {s: k for k, s in enumerate(services)}
     steps = np.zeros((12 * base_spend.shape[0], services.size))
     for item in funded:
         k = index[item.service]
         base = base_spend[item.t // 12, k]
         if base > 0:
-            steps[item.t, k] += item.annual_cost_gbp / base
+            steps[item.t, k] += item.annual_cost_gbp * cost_ratio / base
     return 1.0 + np.cumsum(steps, axis=0)
 
 

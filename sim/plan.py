@@ -44,7 +44,7 @@ from sim.allocation import (
 from sim.calibration import data_year, estimate, split_year
 from sim.convergence import FloorNotFundable
 from sim.delegation import delegation_masks
-from sim.demand import NEED_GROUPS, DemandModel, build_demand
+from sim.demand import NEED_GROUPS, DemandModel, build_demand, demographic_exposure
 from sim.draws import CostModel
 from sim.envelope import development_fund, national_envelope
 from sim.errors import ScenarioError
@@ -58,6 +58,7 @@ from sim.need import (
     portfolio_targets,
     service_need,
 )
+from sim.parameters import DemandSpread, central, uncertain_parameters
 from sim.pipeline import Funded, funded_treatments, uplift_path
 from sim.population import population_path, population_series
 from sim.years import financial_year
@@ -98,6 +99,11 @@ class YearPlan:
     """(icb, service) expected patients in the year, before new treatments."""
     cost_index: np.ndarray | None = None
     """(icb, service) area cost index of ordinary cases (market forces)."""
+    patients23: np.ndarray | None = None
+    """(icb23, service) `patients` on the 2023 footprint (where parameter draws act)."""
+    variant_patients23: np.ndarray | None = None
+    """(variant, icb23, service) expected patients under each population variant a
+    replicate may draw (`[population] demand_variants`; empty when there are none)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +141,8 @@ class ScenarioPlan:
     services: np.ndarray
     group: np.ndarray
     """(service,) index of each service's need group in `sim.demand.NEED_GROUPS`."""
+    spread: DemandSpread
+    """How each replicate's parameter draws move its demand from the plan's."""
     costs: CostModel
     sex: np.ndarray
     age: np.ndarray
@@ -282,7 +290,8 @@ def new_treatments(
             for k, people in enumerate(populations)
         ]
     )
-    return NewTreatments(funded, uplift_path(funded, demand.services, base_spend, base_year))
+    ratio = central(scenario.demand.new_treatment_cost)
+    return NewTreatments(funded, uplift_path(funded, demand.services, base_spend, ratio))
 
 
 def allocation_path(
@@ -303,6 +312,7 @@ def allocation_path(
     years = list(range(time.base_year, time.end_year + 1))
     people = population_path(scenario.population, time, data.dataset).values
     series = population_series(data.dataset, scenario.population.basis, scenario.population.variant)
+    earliest = int(series["year"][0])
     demand = _demand(scenario, data, people[0])
     envelope = national_envelope(scenario.envelope, time.base_year, [years[0] - 1, *years])
     treatments = new_treatments(scenario, data.pipeline, demand, people, envelope[1:])
@@ -318,14 +328,16 @@ def allocation_path(
             inputs[name] = formula_inputs(
                 fp, data, config.population_base, scenario.population.basis
             )
-        for d in {data_year(year, time.base_year, config), split_year(year, config)}:
+        need_year = data_year(year, time.base_year, config, earliest)
+        budget_year = split_year(year, config, earliest)
+        for d in {need_year, budget_year}:
             if d not in models:
                 at = people[d - time.base_year] if d >= time.base_year else series.sel(year=d)
                 models[d] = estimate(
                     demand, np.asarray(at), d, treatments.year_mean(d, time.base_year)
                 )
-        model = models[data_year(year, time.base_year, config)]
-        split = models[split_year(year, config)].budget_share
+        model = models[need_year]
+        split = models[budget_year].budget_share
         last = out[-1] if out else None
         targets, start = _targets(
             config, people[k], fp, model, split, masks[name][k], inputs[name], last
@@ -395,12 +407,52 @@ def plan_scenario(
 
 def _plan(scenario: Scenario, data: ReferenceData, cache: PlanCache, key: str) -> ScenarioPlan:
     path = allocation_path(scenario, data, cache)
+    demand = _demand(scenario, data, path.years[0].population)
+    variants = _variant_populations(scenario, data)
     return with_demand(
         key,
         path,
-        _demand(scenario, data, path.years[0].population),
+        demand,
+        demand_spread(scenario, data.services, data.dataset["imd_score"].values, demand),
+        variants,
         data.dataset["sex"].values,
         data.dataset["age"].values,
+    )
+
+
+def _variant_populations(scenario: Scenario, data: ReferenceData) -> np.ndarray:
+    """(variant, year, icb23, sex, age) the populations of the variants a replicate may draw
+    (`[population] demand_variants`, sorted by name), empty if there are none."""
+    names = uncertain_parameters(scenario).variants
+    paths = [
+        population_path(
+            scenario.population.model_copy(update={"variant": name}), scenario.time, data.dataset
+        ).values
+        for name in names
+    ]
+    return np.stack(paths) if paths else np.empty((0,))
+
+
+def demand_spread(
+    scenario: Scenario, services: pd.DataFrame, imd_score: np.ndarray, demand: DemandModel
+) -> DemandSpread:
+    """The arrays a replicate's parameter draws act on (`sim.parameters.DemandSpread`):
+    the catalogue's growth rates and need groups, the ICBs' IMD scores, the demand model."""
+    config = scenario.demand
+    return DemandSpread(
+        parameters=uncertain_parameters(scenario),
+        base_year=scenario.time.base_year,
+        growth=services["non_demographic_growth"].to_numpy(float),
+        imd_score=imd_score,
+        weight=demand.base_population.sum(axis=(1, 2)),
+        groups=services["need_group"].astype(str).to_numpy(),
+        base_exposure=demographic_exposure(
+            demand.base_population, demand.profiles, demand.profile_index
+        ),
+        central={
+            f"demand.{name}": central(getattr(config, name))
+            for name in ("growth_multiplier", "deprivation_multiplier", "new_treatment_cost")
+        },
     )
 
 
@@ -408,28 +460,45 @@ def with_demand(
     key: str,
     path: AllocationPath,
     demand: DemandModel,
+    spread: DemandSpread,
+    variant_populations: np.ndarray,
     sex: np.ndarray,
     age: np.ndarray,
 ) -> ScenarioPlan:
-    """Complete an allocation path with each year's expected patients and area costs.
+    """Complete an allocation path with each year's expected patients and area costs, and
+    the patients under each population variant a replicate may draw
+    (`variant_populations`: variant, year, icb23, sex, age).
 
     The 2023-footprint values move onto each year's footprint. Also the seam engine tests
     use to run the calendar on a small synthetic England.
     """
     planned = []
-    for year in path.years:
+    for k, year in enumerate(path.years):
         patients23 = demand.annual_patients(year.population, year.year)
+        variants = np.stack(
+            [demand.annual_patients(people[k], year.year) for people in variant_populations]
+            or [np.empty((0,) + patients23.shape)]
+        ).reshape(-1, *patients23.shape)
         fp = year.footprint
         patients = fp.counts(patients23)
         priced = fp.counts(patients23 * demand.cost_index)
         cost_index = np.divide(priced, patients, out=np.ones_like(priced), where=patients > 0)
-        planned.append(dataclasses.replace(year, patients=patients, cost_index=cost_index))
+        planned.append(
+            dataclasses.replace(
+                year,
+                patients=patients,
+                cost_index=cost_index,
+                patients23=patients23,
+                variant_patients23=variants,
+            )
+        )
     return ScenarioPlan(
         key=key,
         years=tuple(planned),
         treatments=path.treatments,
         services=demand.services,
         group=demand.group,
+        spread=spread,
         costs=demand.costs,
         sex=sex,
         age=age,
@@ -439,7 +508,14 @@ def with_demand(
 # --- plain arrays (disk cache) -------------------------------------------------------------
 
 ROUND_FIELDS = tuple(field.name for field in dataclasses.fields(Round))
-YEAR_ARRAYS = ("population", "delegated", "patients", "cost_index")
+YEAR_ARRAYS = (
+    "population",
+    "delegated",
+    "patients",
+    "cost_index",
+    "patients23",
+    "variant_patients23",
+)
 FUNDED_FIELDS = tuple(field.name for field in dataclasses.fields(Funded))
 
 
@@ -478,13 +554,15 @@ def plan_from_arrays(
         )
     columns = [arrays[f"funded_{name}"].tolist() for name in FUNDED_FIELDS]
     funded = tuple(Funded(*values) for values in zip(*columns, strict=True))
+    demand = _demand(scenario, data, years[0].population)
     return ScenarioPlan(
         key=key,
         years=tuple(years),
         treatments=NewTreatments(funded, arrays["uplift"]),
-        services=data.services["service_id"].astype(str).to_numpy(),
-        group=np.array([NEED_GROUPS.index(g) for g in data.services["need_group"]]),
-        costs=CostModel.from_catalogue(data.services, scenario.demand.high_cost_cases),
+        services=demand.services,
+        group=demand.group,
+        spread=demand_spread(scenario, data.services, data.dataset["imd_score"].values, demand),
+        costs=demand.costs,
         sex=data.dataset["sex"].values,
         age=data.dataset["age"].values,
     )

@@ -31,7 +31,14 @@ import pandas as pd
 import xarray as xr
 
 import sim.accessor  # noqa: F401  (registers ds.specsim on every result)
-from sim.outputs import POOLING, QUANTILES, RISK_THRESHOLDS, schema
+from sim.outputs import (
+    NATIONAL_THRESHOLDS,
+    PARAMETER_VALUE,
+    POOLING,
+    QUANTILES,
+    RISK_THRESHOLDS,
+    schema,
+)
 from sim.version import specsim_version
 
 PILOT = 64
@@ -59,6 +66,28 @@ class RunningMoments:
         if self.n < 2:
             return np.full_like(self.m2, np.nan)
         return np.sqrt(self.m2 / (self.n - 1))
+
+
+class RunningCovariance:
+    """Welford co-moments of x and y per cell, one replicate at a time (order-defined)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.x = RunningMoments(shape)
+        self.y = RunningMoments(shape)
+        self.cxy = np.zeros(shape)
+
+    def add(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        for x, y in zip(xs, ys, strict=True):
+            dx = x - self.x.mean
+            self.x.add(x[None])
+            self.y.add(y[None])
+            self.cxy += dx * (y - self.y.mean)
+
+    def squared_correlation(self) -> np.ndarray:
+        """corr(x, y)^2 per cell; NaN where either does not vary."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r2 = self.cxy**2 / (self.x.m2 * self.y.m2)
+        return np.where((self.x.m2 > 0) & (self.y.m2 > 0), r2, np.nan)
 
 
 class QuantileSketch:
@@ -178,6 +207,10 @@ class Summariser:
         self.sketches: dict[str, QuantileSketch] = {}
         self.exceed: dict[tuple[str, str], np.ndarray] = {}
         self.shortfall: dict[str, np.ndarray] = {}
+        self.draws: list[xr.DataArray] = []
+        self.common: RunningCovariance | None = None
+        self.national_exceed: dict[float, np.ndarray] = {}
+        self.national_shortfall: np.ndarray | None = None
 
     def add(self, chunk: xr.Dataset) -> None:
         """Fold a chunk whose replicates continue exactly where the previous chunk stopped."""
@@ -189,6 +222,9 @@ class Summariser:
                 f"from replicate {self.next_replicate}"
             )
         for name, da in chunk.data_vars.items():
+            if name == PARAMETER_VALUE.name:
+                self.draws.append(da)
+                continue
             if "replicate" not in da.dims:
                 continue
             da = da.transpose("replicate", ...)
@@ -218,6 +254,8 @@ class Summariser:
         expected = self.deterministic["expected_spend"]
         if "portfolio" not in template.dims:
             expected = expected.sel(portfolio="delegated", drop=True)
+        if "icb" not in template.dims:  # a national total
+            expected = expected.sum("icb")
         return expected.broadcast_like(template).transpose(*template.dims).values
 
     def _risk_inputs(self, chunk: xr.Dataset) -> dict[str, xr.DataArray]:
@@ -246,6 +284,32 @@ class Summariser:
             # row by row, in replicate order (cumsum is sequential): chunking cannot change it
             rows = np.concatenate([total[None], np.maximum(over.values, 0.0)])
             self.shortfall[pooling] = np.cumsum(rows, axis=0)[-1]
+        self._add_national(chunk)
+
+    def _add_national(self, chunk: xr.Dataset) -> None:
+        """England's overspend by portfolio, and how much of each ICB's delegated overspend
+        moves with England's (the common part)."""
+        budget = self.deterministic["budget"].sum("icb").transpose("year", "portfolio")
+        spend = chunk["national_spend"].transpose("replicate", "year", "portfolio")
+        over = spend.values - budget.values
+        for share in NATIONAL_THRESHOLDS:
+            hits = (over > share * budget.values).sum(axis=0, dtype=np.int64)
+            self.national_exceed[share] = self.national_exceed.get(share, 0) + hits
+        start = np.zeros(over.shape[1:]) if self.national_shortfall is None else None
+        total = start if start is not None else self.national_shortfall
+        self.national_shortfall = np.cumsum(
+            np.concatenate([total[None], np.maximum(over, 0.0)]), axis=0
+        )[-1]
+        allocation = self.deterministic["allocation"].transpose("year", "icb")
+        icb = chunk["variance_to_budget"].sel(portfolio="delegated", drop=True)
+        icb = icb.transpose("replicate", "year", "icb").values
+        england = over[..., 0] / np.where(budget.values[:, 0] > 0, budget.values[:, 0], np.nan)
+        if self.common is None:
+            self.common = RunningCovariance(allocation.shape)
+        fraction = icb / np.where(allocation.values > 0, allocation.values, np.nan)
+        self.common.add(
+            np.nan_to_num(fraction), np.broadcast_to(np.nan_to_num(england)[..., None], icb.shape)
+        )
 
     def result(self) -> xr.Dataset:
         """The summary Dataset: deterministic variables plus summaries of stochastic ones.
@@ -268,7 +332,35 @@ class Summariser:
             for suffix in ("_mean", "_std", "_quantile"):
                 out[name + suffix].attrs = dict(described[name + suffix].attrs)
             out[f"{name}_quantile"].attrs["method"] = method
+        if self.draws:
+            out[PARAMETER_VALUE.name] = xr.concat(self.draws, dim="replicate")
         return out.merge(self._risk_result(n), compat="override")
+
+    def _national_result(self, n: int) -> xr.Dataset:
+        budget = self.deterministic["budget"].sum("icb").transpose("year", "portfolio")
+        described = schema()
+        probabilities = np.stack([self.national_exceed[s] / n for s in NATIONAL_THRESHOLDS])
+        out = xr.Dataset(
+            {
+                "p_national_overspend": (
+                    ("threshold", "year", "portfolio"),
+                    probabilities,
+                ),
+                "national_expected_shortfall": (
+                    ("year", "portfolio"),
+                    self.national_shortfall / n,
+                ),
+                "common_risk_share": (("year", "icb"), self.common.squared_correlation()),
+            },
+            coords={"threshold": list(NATIONAL_THRESHOLDS), **budget.coords},
+        )
+        for name in out.data_vars:
+            out[name].attrs = dict(described[name].attrs)
+        out["threshold"].attrs = {
+            "units": "1",
+            "long_name": "overspend above this fraction of England's budget",
+        }
+        return out
 
     def _risk_result(self, n: int) -> xr.Dataset:
         template = self.deterministic["allocation"].transpose("year", "icb")
@@ -287,7 +379,7 @@ class Summariser:
             "long_name": "before: spend - allocation; after: overspend the ICB carries "
             "after the risk pool",
         }
-        return out
+        return out.merge(self._national_result(n))
 
 
 def _netcdf_safe(value: Any) -> str | int | float:

@@ -35,6 +35,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -90,6 +91,40 @@ Month = Annotated[int, Field(ge=1, le=12)]
 Growth = Annotated[float, Field(ge=-MAX_GROWTH, le=MAX_GROWTH)]
 
 
+@dataclass(frozen=True)
+class UncertainRange:
+    """The allowed range of a lever that may be written as a number or an 80% interval."""
+
+    lower: float
+    upper: float
+
+    def check(self, value: float | list[float]) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):
+            raise ValueError(f"an 80% interval is [low, high] with low <= high (got {value!r})")
+        for v in values:
+            if not self.lower <= v <= self.upper:
+                raise ValueError(
+                    f"must be within {self.lower:g}..{self.upper:g}, as a number or an 80% "
+                    f"interval [low, high] (got {value!r})"
+                )
+        return value
+
+
+def Uncertain(lower: float, upper: float) -> Any:  # noqa: N802 (a type, read as one)
+    """A demand-side lever: a number, or `[low, high]`, an 80% interval (`sim.parameters`)."""
+    allowed = UncertainRange(lower, upper)
+    return Annotated[float | list[float], allowed, AfterValidator(allowed.check)]
+
+
+def interval_bounds(model: type[BaseModel], field: str) -> tuple[float, float]:
+    """The range an uncertain lever's draws are clipped to."""
+    for item in model.model_fields[field].metadata:
+        if isinstance(item, UncertainRange):
+            return item.lower, item.upper
+    raise KeyError(f"{model.__name__}.{field} is not an uncertain lever")
+
+
 class Section(BaseModel):
     """Base for every scenario section: strict keys and types, finite numbers."""
 
@@ -133,6 +168,40 @@ class PopulationConfig(Section):
     # Extra yearly fall in death rates, compounding: the year after mid-year Y multiplies
     # them by (1 - value) ** (Y - base_year + 1); negative values mean slower improvement.
     extra_mortality_improvement: float = Field(0.0, ge=-0.1, le=0.1)
+    # Demand may follow other variants than the budgets: each replicate draws one of
+    # `demand_variants` with `demand_variant_weights` (normalised); empty = `variant` for
+    # both. Lists, so that a scenario that extends another replaces them whole.
+    demand_variants: list[ProjectionVariant] = Field(default_factory=list, max_length=11)
+    demand_variant_weights: list[Annotated[float, Field(ge=0.0, le=1e6)]] = Field(
+        default_factory=list, max_length=11
+    )
+
+    @field_validator("demand_variants")
+    @classmethod
+    def _demand_variants(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        if len(set(names)) != len(names):
+            raise ValueError("each variant at most once")
+        variant = info.data.get("variant")
+        if names and variant not in names:
+            raise ValueError(
+                f"must include `variant` ({variant!r}), which the budgets follow, or be [] "
+                "so that demand follows it too"
+            )
+        return names
+
+    @field_validator("demand_variant_weights")
+    @classmethod
+    def _demand_variant_weights(cls, weights: list[float], info: ValidationInfo) -> list[float]:
+        if "demand_variants" not in info.data:  # already reported
+            return weights
+        names = info.data["demand_variants"]
+        if len(weights) != len(names):
+            raise ValueError(
+                f"one weight per entry of demand_variants ({len(names)}), got {len(weights)}"
+            )
+        if names and sum(weights) <= 0:
+            raise ValueError("at least one weight must be above 0")
+        return weights
 
     @model_validator(mode="after")
     def _levers_need_cohort(self) -> PopulationConfig:
@@ -294,13 +363,20 @@ class DemandConfig(Section):
     stochastic: bool = True
     # Multiplier on every service's non-demographic growth; the catalogue's fastest service
     # then grows 3 x its rate a year (checks.py also bounds the cases a replicate draws).
-    growth_multiplier: float = Field(1.0, ge=0.0, le=3.0)
+    # This and the other `Uncertain` levers may be an 80% interval [low, high]
+    # (sim.parameters).
+    growth_multiplier: Uncertain(0.0, 3.0) = 1.0
     demographic_growth: bool = True
     high_cost_cases: bool = True
     # Assumption (docs/demand_model.md): use per head rises with deprivation as
     # (IMD score / England mean) ** elasticity, one elasticity per need group
     # (sim.demand.DEPRIVATION_ELASTICITY); this scales them all, 0 switches the link off.
-    deprivation_multiplier: float = Field(1.0, ge=0.0, le=3.0)
+    deprivation_multiplier: Uncertain(0.0, 3.0) = 1.0
+    # Recurrent cost of each new treatment funded (CPAG, NICE) over its planned annual cost.
+    new_treatment_cost: Uncertain(0.0, 5.0) = 1.0
+    # Log-sd of a national demand shock drawn every year for every replicate (mean 1,
+    # common to all ICBs and services, independent across years); 0 = none.
+    national_variation: float = Field(0.0, ge=0.0, le=0.2)
     # Expected patients accrue month by month; draws are made for each month ("month") or
     # once for the year's accrued expectation ("year": same distribution of every annual
     # result, since Poisson and gamma sums aggregate exactly, and 12x fewer variates).
@@ -337,6 +413,9 @@ class _SettlementBase(Section):
 
     # Per-patient threshold of the very-high-cost cases a national pool would pay above.
     high_cost_threshold_gbp: float = Field(500_000.0, gt=0, le=1e9)
+    # Share of the over- or underspend an ICB carries (after the risk pool) that moves into
+    # its next year's delegated budget; 0 = none (each year starts afresh).
+    carry_forward_share: float = Field(0.0, ge=0.0, le=1.0)
 
 
 def settlement_model() -> type[_SettlementBase]:

@@ -7,13 +7,15 @@ function here (plus its tests and docs), and `settlement.risk_pool` accepts exac
 registered names.
 
 A rule takes the delegated variance (spend - allocation) of every replicate and ICB and
-returns what each ICB still carries after the pool. Rules that share money among ICBs
-conserve the total exactly (up to float rounding); `nhse_absorbs` does not, by design:
-NHS England pays.
+returns what each ICB still carries after the pool; whatever the ICBs do not carry, NHS
+England does (`nhse_absorbs` above a threshold, a share of `regional` pools). Between
+years, `carry_forward_share` of what an ICB carries moves into its next budget
+(`settle_year`). Every pound of variance ends with an ICB or with NHS England.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,15 +87,21 @@ def keep_own(inputs: PoolInputs, config: Any) -> np.ndarray:
     regional_pool_share=Field(
         0.5, ge=0.0, le=1.0, description="share of each ICB's variance put into its region's pool"
     ),
+    regional_nhse_share=Field(
+        0.0, ge=0.0, le=1.0, description="share of each regional pool NHS England carries"
+    ),
 )
 def regional(inputs: PoolInputs, config: Any) -> np.ndarray:
-    """A share of every ICB's variance is pooled in its region and shared by allocation."""
+    """A share of every ICB's variance is pooled in its region: NHS England carries a share
+    of the pool, the region's ICBs the rest by allocation (over- and underspends alike)."""
     share = config.regional_pool_share
+    icbs_part = share * (1.0 - config.regional_nhse_share)
     out = (1.0 - share) * inputs.variance
     for region in np.unique(inputs.region):
         members = inputs.region == region
         weight = _shares(inputs.allocation[members])
-        out[:, members] += share * inputs.variance[:, members].sum(axis=1, keepdims=True) * weight
+        pool = inputs.variance[:, members].sum(axis=1, keepdims=True)
+        out[:, members] += icbs_part * pool * weight
     return out
 
 
@@ -114,6 +122,37 @@ def national_high_cost(inputs: PoolInputs, config: Any) -> np.ndarray:
 def nhse_absorbs(inputs: PoolInputs, config: Any) -> np.ndarray:
     """NHS England absorbs overspend beyond a fraction of allocation (not conserved)."""
     return np.minimum(inputs.variance, config.nhse_absorbs_above * inputs.allocation)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One year's settlement for every replicate: it conserves money exactly, as
+    variance.sum(icb) == outturn.sum(icb) + nhse."""
+
+    outturn: np.ndarray
+    """(replicate, icb) the over- (+) or underspend the ICB ends the year with, GBP."""
+    carried_forward: np.ndarray
+    """(replicate, icb) what moves into the ICB's next delegated budget, whole pounds: an
+    overspend lowers it, an underspend raises it."""
+    nhse: np.ndarray
+    """(replicate,) what NHS England bears this year: its share of pools, what a rule
+    absorbs, and the carry-forward it finances now less the one repaid now."""
+
+
+def settle_year(inputs: PoolInputs, brought_forward: np.ndarray, config: Any) -> Settled:
+    """The year's settlement: the ICB's variance plus last year's carry-forward (a lower or
+    higher budget this year), then the risk-pool rule, then `carry_forward_share` of what
+    the ICB carries moves into next year's budget, NHS England financing it in between."""
+    effective = inputs.variance + brought_forward
+    carried = settle(dataclasses.replace(inputs, variance=effective), config)
+    forward = np.rint(config.carry_forward_share * carried)
+    nhse = (
+        effective.sum(axis=1)
+        - carried.sum(axis=1)
+        + forward.sum(axis=1)
+        - brought_forward.sum(axis=1)
+    )
+    return Settled(carried - forward, forward, nhse)
 
 
 def needs_each_case(config: Any) -> bool:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim import allocation as A
-from sim.calibration import data_year
+from sim.calibration import data_year, split_year
 from sim.convergence import FloorNotFundable, converge
 from sim.envelope import budget_shares, national_envelope
 from sim.errors import ScenarioError
@@ -187,10 +187,13 @@ def test_health_inequalities_weight_moves_money_to_deprived_icb():
 
 def test_calibration_schedule():
     lagged = scenario().allocation
-    schedule = [data_year(y, 2024, lagged) for y in range(2024, 2031)]
+    schedule = [data_year(y, 2024, lagged, 2018) for y in range(2024, 2031)]
     assert schedule == [2022, 2022, 2022, 2025, 2025, 2025, 2028]
     perfect = scenario(allocation={"calibration": "perfect"}).allocation
-    assert [data_year(y, 2024, perfect) for y in (2024, 2030)] == [2024, 2030]
+    assert [data_year(y, 2024, perfect, 2018) for y in (2024, 2030)] == [2024, 2030]
+    # a base year in the first data years uses the earliest data there is
+    assert [data_year(y, 2018, lagged, 2018) for y in (2018, 2021)] == [2018, 2019]
+    assert split_year(2018, lagged, 2018) == 2018 and split_year(2020, lagged, 2018) == 2019
 
 
 def _relative_gap(sc: Scenario):
@@ -548,3 +551,13 @@ def test_allocation_path_switches_footprint_and_conserves():
     assert (regional.groupby("year")["gbp"].sum().values == national["gbp"].values).all()
     for name in A.MONEY + ("delegated", "need_index", "distance_from_target"):
         assert {"units", "long_name"} <= set(ds[name].attrs), name
+
+
+def test_a_base_year_in_the_first_data_years_calibrates_on_the_earliest_data():
+    """Base year 2018 with the lagged calibration (data 2 years old, split 1 year old)
+    would ask for 2016 and 2017, before the population data begin: the earliest is used."""
+    from sim.plan import allocation_dataset
+
+    sc = scenario(time={"base_year": 2018, "end_year": 2021})
+    ds = allocation_dataset(sc, load_data())
+    assert (ds["allocation"].sum("icb") + ds["retained_budget"] == ds["envelope"]).all()

@@ -18,7 +18,14 @@ from sim.engine import Calendar
 from sim.footprint import Footprint, footprint_year
 from sim.outputs import assemble
 from sim.pipeline import COLUMNS as PIPELINE_COLUMNS
-from sim.plan import AllocationPath, ScenarioPlan, YearPlan, new_treatments, with_demand
+from sim.plan import (
+    AllocationPath,
+    ScenarioPlan,
+    YearPlan,
+    demand_spread,
+    new_treatments,
+    with_demand,
+)
 from sim.scenario import Scenario
 from sim.settlement import PoolInputs, settle
 from sim.years import month_index
@@ -134,7 +141,11 @@ def _plan(scenario: Scenario, pipeline: pd.DataFrame | None = None) -> ScenarioP
     envelope = np.array([float(y.round.envelope) for y in years])
     treatments = new_treatments(scenario, pipeline, demand, populations, envelope)
     path = AllocationPath(tuple(years), treatments)
-    return with_demand("synthetic", path, demand, np.array(["f", "m"]), np.arange(3))
+    spread = demand_spread(scenario, _services(), IMD, demand)
+    no_variants = np.empty((0,))
+    return with_demand(
+        "synthetic", path, demand, spread, no_variants, np.array(["f", "m"]), np.arange(3)
+    )
 
 
 def _scenario(**sections) -> Scenario:
@@ -379,7 +390,11 @@ def test_full_engine_without_growth_or_noise_reproduces_the_allocation(reference
     from sim.plan import allocation_dataset
     from sim.simulate import simulate
 
-    s = _real(demand={"stochastic": False, "growth_multiplier": 0.0}, cpag={"enabled": False})
+    s = _real(
+        demand={"stochastic": False, "growth_multiplier": 0.0, "national_variation": 0.0},
+        cpag={"enabled": False},
+        population={"demand_variants": [], "demand_variant_weights": []},
+    )
     ds = simulate(s, [0, 1], 5, reference)
     services = reference.services
     plain = allocation_dataset(s, reference)

@@ -55,6 +55,7 @@ def fake_deterministic(scenario: Scenario, prepared: object) -> xr.Dataset:
         {
             "allocation": _variable("allocation", allocation),
             "expected_spend": _variable("expected_spend", expected),
+            "budget": _variable("budget", np.stack([allocation, expected[..., 1]], axis=-1)),
         },
         coords=_coords(scenario),
     )
@@ -76,6 +77,7 @@ def fake_replicates(scenario: Scenario, prepared: object, start: int, stop: int,
     return xr.Dataset(
         {
             "spend": _variable("spend", spend),
+            "national_spend": _variable("national_spend", spend.sum(axis=2)),
             "patients": _variable("patients", np.floor(spend / 1e4)),
             "variance_to_budget": _variable("variance_to_budget", variance),
             "overspend_after_pooling": _variable("overspend_after_pooling", after),
@@ -376,3 +378,26 @@ def test_missing_optional_dask_is_one_clear_error_before_any_work(monkeypatch):
     scenario = Scenario(name="x", time={"base_year": 2024, "end_year": 2025})
     with pytest.raises(SpecsimError, match=r"--workers/--scheduler needs .*distributed"):
         experiment.run(scenario, replications=2, seed=1, workers=2, engine=engine)
+
+
+def test_national_risk_and_common_share_by_hand():
+    """England's overspend probabilities and shortfall come from `national_spend` against
+    the summed budget; the common share is the squared correlation, across replicates, of
+    each ICB's delegated overspend fraction with England's."""
+    ds = run(replications=40, chunk_size=9)
+    full = fake_simulate(short(), range(40), 7)
+    budget = full["budget"].sum("icb")
+    over = full["national_spend"] - budget
+    for threshold in (0.0, 0.01, 0.05):
+        hits = (over > threshold * budget).sum("replicate") / 40
+        got = ds["p_national_overspend"].sel(threshold=threshold, drop=True)
+        np.testing.assert_array_equal(got, hits.transpose(*got.dims))
+    shortfall = over.clip(min=0).mean("replicate")
+    np.testing.assert_allclose(
+        ds["national_expected_shortfall"], shortfall.transpose("year", "portfolio"), rtol=1e-12
+    )
+    icb = full["variance_to_budget"].sel(portfolio="delegated") / full["allocation"]
+    england = over.sel(portfolio="delegated") / budget.sel(portfolio="delegated")
+    r = xr.corr(icb, england, dim="replicate")
+    np.testing.assert_allclose(ds["common_risk_share"], (r**2).transpose("year", "icb"), rtol=1e-9)
+    assert 0 < float(ds["common_risk_share"].min()) <= float(ds["common_risk_share"].max()) < 1

@@ -63,7 +63,7 @@ BAD_SCENARIOS = {
     "growth multiplier too large": (
         "[demand]\ngrowth_multiplier = 10\n",
         "demand.growth_multiplier",
-        "<= 3",
+        "within 0..3",
     ),
     "nice costing inf": (
         '[[nice_approvals]]\nname = "x"\nservice = "renal_dialysis"\nyear = 2025\n'
