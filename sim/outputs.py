@@ -27,6 +27,7 @@ import xarray as xr
 from sim.allocation import ROUND_ATTRS
 from sim.demand import NEED_GROUPS
 from sim.footprint import Footprint
+from sim.gaps import GAP_SOURCES, gap_terms
 from sim.pipeline import funded_log
 
 if TYPE_CHECKING:
@@ -114,6 +115,19 @@ def _group_view(name: str) -> Callable[[YearView], np.ndarray]:
         return v.carried(by_group(values, v.plan.delegated, v.calendar_group))
 
     return read
+
+
+def _spend_gap(v: YearView) -> np.ndarray:
+    """(icb, gap_source) the gap between expected delegated spend and allocation relative
+    to England, by named lever (`sim.gaps`), on the final footprint."""
+    target = v.round.target_by_group.sum(axis=1)
+    targets = v.plan.lever_targets
+    if targets is None:
+        targets = np.repeat(target[None], len(GAP_SOURCES) - 1, axis=0)
+    expected = v.row["expected_spend"][:, 0]
+    allocation = v.money(v.round.allocation).astype(float)
+    carried = targets if v.same else v.final.counts(targets, 1)
+    return gap_terms(expected, allocation, carried).T
 
 
 def _budget_by_group(v: YearView) -> np.ndarray:
@@ -208,6 +222,16 @@ VARIABLES: tuple[Variable, ...] = (
         "delegated allocation and notional retained budget per ICB",
         "deterministic",
         lambda v: v.carried(v.books.budget),
+    ),
+    Variable(
+        "spend_gap",
+        ("icb", "gap_source"),
+        "1",
+        "expected delegated spend over allocation relative to England's, in log points, by "
+        "the lever that causes it (sum over gap_source = the whole gap; sim.gaps)",
+        "deterministic",
+        _spend_gap,
+        needs=("expected_spend",),
     ),
     Variable(
         "target_by_group",
@@ -461,6 +485,7 @@ def assemble(
         "icb": final.codes,
         "portfolio": np.array(PORTFOLIOS),
         "need_group": np.array(NEED_GROUPS),
+        "gap_source": np.array(GAP_SOURCES),
         "service": calendar.plan.services,
         "sex": calendar.plan.sex,
         "age": calendar.plan.age,

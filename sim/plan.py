@@ -49,6 +49,7 @@ from sim.draws import CostModel
 from sim.envelope import development_fund, national_envelope
 from sim.errors import ScenarioError
 from sim.footprint import Footprint, footprint_year
+from sim.gaps import lever_configs
 from sim.market_forces import market_forces_index
 from sim.need import (
     NeedModel,
@@ -104,6 +105,10 @@ class YearPlan:
     variant_patients23: np.ndarray | None = None
     """(variant, icb23, service) expected patients under each population variant a
     replicate may draw (`[population] demand_variants`; empty when there are none)."""
+    lever_targets: np.ndarray | None = None
+    """(lever + 1, icb) delegated targets (GBP, float) of the yardstick formula and after
+    each lever of `sim.gaps.LEVERS` is moved to the scenario's setting; None: the
+    scenario's target at every step (no lever moved)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -409,7 +414,7 @@ def _plan(scenario: Scenario, data: ReferenceData, cache: PlanCache, key: str) -
     path = allocation_path(scenario, data, cache)
     demand = _demand(scenario, data, path.years[0].population)
     variants = _variant_populations(scenario, data)
-    return with_demand(
+    plan = with_demand(
         key,
         path,
         demand,
@@ -418,6 +423,27 @@ def _plan(scenario: Scenario, data: ReferenceData, cache: PlanCache, key: str) -
         data.dataset["sex"].values,
         data.dataset["age"].values,
     )
+    targets = lever_targets(scenario, data, cache)
+    years = tuple(
+        dataclasses.replace(year, lever_targets=t)
+        for year, t in zip(plan.years, targets, strict=True)
+    )
+    return dataclasses.replace(plan, years=years)
+
+
+def lever_targets(scenario: Scenario, data: ReferenceData, cache: PlanCache) -> list[np.ndarray]:
+    """Per year, (lever + 1, icb) the delegated targets of the yardstick formula and after
+    each lever is moved to the scenario's setting (`sim.gaps`): one allocation path per
+    lever that differs from the yardstick, shared through the cache."""
+    steps: list[list[np.ndarray]] = []
+    for config in lever_configs(scenario.allocation):
+        if config is None:
+            steps.append(steps[-1])
+            continue
+        moved = scenario.model_copy(update={"allocation": config})
+        years = allocation_path(moved, data, cache).years
+        steps.append([y.round.target_by_group.sum(axis=1) for y in years])
+    return [np.stack(per_year) for per_year in zip(*steps, strict=True)]
 
 
 def _variant_populations(scenario: Scenario, data: ReferenceData) -> np.ndarray:
@@ -515,6 +541,7 @@ YEAR_ARRAYS = (
     "cost_index",
     "patients23",
     "variant_patients23",
+    "lever_targets",
 )
 FUNDED_FIELDS = tuple(field.name for field in dataclasses.fields(Funded))
 
