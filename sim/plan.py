@@ -14,6 +14,10 @@ packaged data and the source of the modules that compute it:
   delegation, mergers, `[demand]` (but not `stochastic` or `draw_period`, which only change
   how draws are made), `[cpag]` and the NICE approvals: the formula is calibrated on the
   scenario's own expected demand, new treatments included.
+
+The population is an input of the path (`PopulationInput`, `scenario_population`), so
+`sim.attribution` can run a scenario on another population (another scenario's ICB sizes
+with this one's age structure) through `plan_of_population`; such plans are not cached.
 """
 
 from __future__ import annotations
@@ -115,6 +119,21 @@ class NewTreatments:
         if k < 0:
             return np.ones(self.uplift.shape[1])
         return self.uplift[12 * k : 12 * k + 12].mean(axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class PopulationInput:
+    """The population an allocation path reads, on the 2023 ICBs (icb23, sex, age)."""
+
+    path: np.ndarray
+    """(year, icb23, sex, age) from `time.base_year` to `time.end_year`."""
+    before: dict[int, np.ndarray]
+    """Years before the base year, which lagged calibration estimates the formula on: the
+    scenario's ONS series (every packaged year before the base year)."""
+
+    def at(self, year: int, base_year: int) -> np.ndarray:
+        """(icb23, sex, age) in `year`."""
+        return self.path[year - base_year] if year >= base_year else self.before[year]
 
 
 @dataclass(frozen=True, eq=False)
@@ -285,8 +304,25 @@ def new_treatments(
     return NewTreatments(funded, uplift_path(funded, demand.services, base_spend, base_year))
 
 
+def scenario_population(scenario: Scenario, data: ReferenceData) -> PopulationInput:
+    """The scenario's own population: its `[population]` path over the horizon and its ONS
+    series before the base year."""
+    time, config = scenario.time, scenario.population
+    path = population_path(config, time, data.dataset).values
+    series = population_series(data.dataset, config.basis, config.variant)
+    before = {
+        int(year): np.asarray(series.sel(year=year).values)
+        for year in series["year"].values
+        if year < time.base_year
+    }
+    return PopulationInput(path, before)
+
+
 def allocation_path(
-    scenario: Scenario, data: ReferenceData, cache: PlanCache | None = None
+    scenario: Scenario,
+    data: ReferenceData,
+    cache: PlanCache | None = None,
+    population: PopulationInput | None = None,
 ) -> AllocationPath:
     """Population, footprint, delegation and allocation round of every year, and the new
     treatments funded.
@@ -295,14 +331,15 @@ def allocation_path(
     year's calibration data year (`sim.calibration`), new treatments funded by then
     included, so the targets and the split of the envelope between delegated and retained
     services follow the demand the model simulates, lagged as the scenario says.
+    `population` replaces the scenario's own (`scenario_population`); it is never cached.
     """
-    if cache is not None:
+    if cache is not None and population is None:
         key = allocation_key(scenario, data)
         return cache.get(key, lambda: allocation_path(scenario, data))
     time, config = scenario.time, scenario.allocation
     years = list(range(time.base_year, time.end_year + 1))
-    people = population_path(scenario.population, time, data.dataset).values
-    series = population_series(data.dataset, scenario.population.basis, scenario.population.variant)
+    population = population if population is not None else scenario_population(scenario, data)
+    people = population.path
     demand = _demand(scenario, data, people[0])
     envelope = national_envelope(scenario.envelope, time.base_year, [years[0] - 1, *years])
     treatments = new_treatments(scenario, data.pipeline, demand, people, envelope[1:])
@@ -320,9 +357,11 @@ def allocation_path(
             )
         for d in {data_year(year, time.base_year, config), split_year(year, config)}:
             if d not in models:
-                at = people[d - time.base_year] if d >= time.base_year else series.sel(year=d)
                 models[d] = estimate(
-                    demand, np.asarray(at), d, treatments.year_mean(d, time.base_year)
+                    demand,
+                    population.at(d, time.base_year),
+                    d,
+                    treatments.year_mean(d, time.base_year),
                 )
         model = models[data_year(year, time.base_year, config)]
         split = models[split_year(year, config)].budget_share
@@ -393,8 +432,21 @@ def plan_scenario(
     return value
 
 
+def plan_of_population(
+    scenario: Scenario, data: ReferenceData, population: PopulationInput
+) -> ScenarioPlan:
+    """The scenario's deterministic path on another population (not cached): the seam
+    `sim.attribution` uses to switch population size and age structure as factors."""
+    return _complete("uncached", scenario, data, allocation_path(scenario, data, None, population))
+
+
 def _plan(scenario: Scenario, data: ReferenceData, cache: PlanCache, key: str) -> ScenarioPlan:
-    path = allocation_path(scenario, data, cache)
+    return _complete(key, scenario, data, allocation_path(scenario, data, cache))
+
+
+def _complete(
+    key: str, scenario: Scenario, data: ReferenceData, path: AllocationPath
+) -> ScenarioPlan:
     return with_demand(
         key,
         path,
