@@ -1,5 +1,5 @@
 """The `specsim` command line: run scenarios, validate them, list them, describe the data,
-compare results, export them for analysts.
+compare results, explain the difference between two, export them for analysts.
 
 Every user error (`SpecsimError`) becomes one line on stderr and exit code 2; Ctrl-C
 becomes one line and exit code 130, SIGTERM (what `kill`, `timeout` and batch schedulers
@@ -370,6 +370,76 @@ def export(
 
     for path in export_file(results, xlsx=xlsx, csv_dir=csv):
         typer.echo(f"wrote {path}")  # one line, however long the path
+
+
+@app.command("explain")
+@user_errors
+def explain_command(
+    results: Annotated[
+        list[Path],
+        typer.Argument(help="Results .nc files: A then B, or one file holding two scenarios."),
+    ],
+    icb: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--icb",
+            help="An ICB to show (E54 or ODS code, or name); repeat for more. "
+            "Default: the five whose allocation changes most.",
+        ),
+    ] = None,
+    year: Annotated[
+        int | None,
+        typer.Option(help="Financial year to explain, by its start (default: the last)."),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="shapley (each factor's effect averaged over every order) or one-at-a-time "
+            "(each factor switched alone, the rest named interaction)."
+        ),
+    ] = "shapley",
+    csv: Annotated[
+        Path | None, typer.Option(help="Write attribution.csv and attribution_notes.txt here.")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write an HTML page of it here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Explain why each ICB's allocation, target and expected delegated spend differ
+    between two scenarios, split into named factors that add up to the pound."""
+    if report is not None:
+        check_writable(report, what="--report")
+    if csv is not None:
+        check_writable(csv, folder=True, what="--csv")
+    from sim.attribution import METHODS, explain, resolve_icbs
+
+    if method not in METHODS:
+        raise SpecsimError(f"--method {method}: unknown method; allowed: {', '.join(METHODS)}")
+    if len(results) > 2:
+        raise SpecsimError("explain: give two results files (A, then B), or one holding two")
+    if icb:
+        import pandas as pd
+
+        from sim.reference import load_data
+
+        resolve_icbs(icb, pd.concat(load_data().icbs.values()))  # a typo fails before work
+    explanation = explain(*results, method=method, progress=not quiet)
+    year = explanation.year(year)
+    from sim.attribution_report import chosen_icbs, write_explanation_report
+
+    icbs = chosen_icbs(explanation, icb or (), year)
+    a, b = explanation.names
+    summary = explanation.summary(year, icbs)
+    summary[summary.columns[2:]] = summary[summary.columns[2:]] / 1e6
+    title = f"{b} minus {a}, {financial_year(year)}, £m ({explanation.method})"
+    Console().print(as_table(summary, title=title))
+    peak = explanation.largest_change_year()
+    if peak != year:
+        typer.echo(f"the allocations differ most in {financial_year(peak)} (--year {peak})")
+    if csv is not None:
+        for path in explanation.to_csv(csv, year):
+            typer.echo(f"wrote {path}")  # one line, however long the path
+    if report is not None:
+        typer.echo(f"wrote {write_explanation_report(explanation, report, icbs, year)}")
 
 
 def as_table(value: Any, title: str | None = None) -> Any:

@@ -14,6 +14,10 @@ packaged data and the source of the modules that compute it:
   delegation, mergers, `[demand]` (but not `stochastic` or `draw_period`, which only change
   how draws are made), `[cpag]` and the NICE approvals: the formula is calibrated on the
   scenario's own expected demand, new treatments included.
+
+The population is an input of the path (`PopulationInput`, `scenario_population`), so
+`sim.attribution` can run a scenario on another population (another scenario's ICB sizes
+with this one's age structure) through `plan_of_population`; such plans are not cached.
 """
 
 from __future__ import annotations
@@ -126,6 +130,21 @@ class NewTreatments:
         if k < 0:
             return np.ones(self.uplift.shape[1])
         return self.uplift[12 * k : 12 * k + 12].mean(axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class PopulationInput:
+    """The population an allocation path reads, on the 2023 ICBs (icb23, sex, age)."""
+
+    path: np.ndarray
+    """(year, icb23, sex, age) from `time.base_year` to `time.end_year`."""
+    before: dict[int, np.ndarray]
+    """Years before the base year, which lagged calibration estimates the formula on: the
+    scenario's ONS series (every packaged year before the base year)."""
+
+    def at(self, year: int, base_year: int) -> np.ndarray:
+        """(icb23, sex, age) in `year`."""
+        return self.path[year - base_year] if year >= base_year else self.before[year]
 
 
 @dataclass(frozen=True, eq=False)
@@ -299,8 +318,25 @@ def new_treatments(
     return NewTreatments(funded, uplift_path(funded, demand.services, base_spend, ratio))
 
 
+def scenario_population(scenario: Scenario, data: ReferenceData) -> PopulationInput:
+    """The scenario's own population: its `[population]` path over the horizon and its ONS
+    series before the base year."""
+    time, config = scenario.time, scenario.population
+    path = population_path(config, time, data.dataset).values
+    series = population_series(data.dataset, config.basis, config.variant)
+    before = {
+        int(year): np.asarray(series.sel(year=year).values)
+        for year in series["year"].values
+        if year < time.base_year
+    }
+    return PopulationInput(path, before)
+
+
 def allocation_path(
-    scenario: Scenario, data: ReferenceData, cache: PlanCache | None = None
+    scenario: Scenario,
+    data: ReferenceData,
+    cache: PlanCache | None = None,
+    population: PopulationInput | None = None,
 ) -> AllocationPath:
     """Population, footprint, delegation and allocation round of every year, and the new
     treatments funded.
@@ -309,15 +345,16 @@ def allocation_path(
     year's calibration data year (`sim.calibration`), new treatments funded by then
     included, so the targets and the split of the envelope between delegated and retained
     services follow the demand the model simulates, lagged as the scenario says.
+    `population` replaces the scenario's own (`scenario_population`); it is never cached.
     """
-    if cache is not None:
+    if cache is not None and population is None:
         key = allocation_key(scenario, data)
         return cache.get(key, lambda: allocation_path(scenario, data))
     time, config = scenario.time, scenario.allocation
     years = list(range(time.base_year, time.end_year + 1))
-    people = population_path(scenario.population, time, data.dataset).values
-    series = population_series(data.dataset, scenario.population.basis, scenario.population.variant)
-    earliest = int(series["year"][0])
+    population = population if population is not None else scenario_population(scenario, data)
+    people = population.path
+    earliest = min([time.base_year, *population.before])
     demand = _demand(scenario, data, people[0])
     envelope = national_envelope(scenario.envelope, time.base_year, [years[0] - 1, *years])
     treatments = new_treatments(scenario, data.pipeline, demand, people, envelope[1:])
@@ -337,9 +374,11 @@ def allocation_path(
         budget_year = split_year(year, config, earliest)
         for d in {need_year, budget_year}:
             if d not in models:
-                at = people[d - time.base_year] if d >= time.base_year else series.sel(year=d)
                 models[d] = estimate(
-                    demand, np.asarray(at), d, treatments.year_mean(d, time.base_year)
+                    demand,
+                    population.at(d, time.base_year),
+                    d,
+                    treatments.year_mean(d, time.base_year),
                 )
         model = models[need_year]
         split = models[budget_year].budget_share
@@ -410,20 +449,40 @@ def plan_scenario(
     return value
 
 
+def plan_of_population(
+    scenario: Scenario, data: ReferenceData, population: PopulationInput
+) -> ScenarioPlan:
+    """The scenario's deterministic path on another population (not cached): the seam
+    `sim.attribution` uses to switch population size and age structure as factors."""
+    path = allocation_path(scenario, data, None, population)
+    return _complete("uncached", scenario, data, path, None, population)
+
+
 def _plan(scenario: Scenario, data: ReferenceData, cache: PlanCache, key: str) -> ScenarioPlan:
-    path = allocation_path(scenario, data, cache)
+    return _complete(key, scenario, data, allocation_path(scenario, data, cache), cache)
+
+
+def _complete(
+    key: str,
+    scenario: Scenario,
+    data: ReferenceData,
+    path: AllocationPath,
+    cache: PlanCache | None,
+    population: PopulationInput | None = None,
+) -> ScenarioPlan:
+    """An allocation path completed with demand, the parameter spread, the variants a
+    replicate may draw and the spend-gap levers' targets (on `population` if given)."""
     demand = _demand(scenario, data, path.years[0].population)
-    variants = _variant_populations(scenario, data)
     plan = with_demand(
         key,
         path,
         demand,
         demand_spread(scenario, data.services, data.dataset["imd_score"].values, demand),
-        variants,
+        _variant_populations(scenario, data),
         data.dataset["sex"].values,
         data.dataset["age"].values,
     )
-    targets = lever_targets(scenario, data, cache)
+    targets = lever_targets(scenario, data, cache, population)
     years = tuple(
         dataclasses.replace(year, lever_targets=t)
         for year, t in zip(plan.years, targets, strict=True)
@@ -431,7 +490,12 @@ def _plan(scenario: Scenario, data: ReferenceData, cache: PlanCache, key: str) -
     return dataclasses.replace(plan, years=years)
 
 
-def lever_targets(scenario: Scenario, data: ReferenceData, cache: PlanCache) -> list[np.ndarray]:
+def lever_targets(
+    scenario: Scenario,
+    data: ReferenceData,
+    cache: PlanCache | None,
+    population: PopulationInput | None = None,
+) -> list[np.ndarray]:
     """Per year, (lever + 1, icb) the delegated targets of the yardstick formula and after
     each lever is moved to the scenario's setting (`sim.gaps`): one allocation path per
     lever that differs from the yardstick, shared through the cache."""
@@ -441,7 +505,7 @@ def lever_targets(scenario: Scenario, data: ReferenceData, cache: PlanCache) -> 
             steps.append(steps[-1])
             continue
         moved = scenario.model_copy(update={"allocation": config})
-        years = allocation_path(moved, data, cache).years
+        years = allocation_path(moved, data, cache, population).years
         steps.append([y.round.target_by_group.sum(axis=1) for y in years])
     return [np.stack(per_year) for per_year in zip(*steps, strict=True)]
 

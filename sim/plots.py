@@ -270,3 +270,95 @@ def population_pyramid(
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     return fig
+
+
+# --- attribution (`sim.attribution`) ---------------------------------------------------------
+
+GAIN_COLOUR, LOSS_COLOUR, TOTAL_COLOUR = "#0072B2", "#D55E00", "0.35"
+MEASURE_TITLES = {
+    "allocation": "Delegated allocation",
+    "target_allocation": "Target allocation",
+    "expected_spend": "Expected delegated spend",
+}
+
+
+def _pounds(value: float) -> str:
+    """+£12.3m, -£450k, +£0: the size of a step, signed, in the unit that shows it."""
+    sign = "-" if value < 0 else "+"
+    size = abs(value)
+    if size >= 1e6:
+        return f"{sign}£{size / 1e6:,.1f}m"
+    if size >= 1e3:
+        return f"{sign}£{size / 1e3:,.0f}k"
+    return f"{sign}£{size:,.0f}"
+
+
+def waterfall(
+    explanation,
+    icb: str | None = None,
+    year: int | None = None,
+    measures: Sequence[str] = ("allocation", "target_allocation", "expected_spend"),
+) -> Figure:
+    """Why an ICB's (or, by default, England's) money differs between two scenarios: from
+    zero, one step per factor that differs, to the total change (B - A), one panel per
+    measure, in £ million. The steps add up to the total exactly (`sim.attribution`).
+
+    `explanation` is a `sim.attribution.Explanation` or its Dataset; `icb` an E54 code.
+    """
+    ds = getattr(explanation, "dataset", explanation)
+    year = int(ds["year"].max()) if year is None else year
+    one = ds.sel(year=year)
+    if icb is None:
+        one, where = one.sum("icb"), "England"
+    else:
+        one, where = one.sel(icb=icb), short_icb_name(str(one["icb_name"].sel(icb=icb).values))
+    factors = [
+        str(f) for f, on in zip(ds["factor"].values, ds["switched"].values, strict=True) if on
+    ]
+    a, b = ds.attrs["scenario_a"], ds.attrs["scenario_b"]
+    fig = Figure(figsize=(4.0 * len(measures) + 0.6, 4.9), layout="constrained")
+    axes = fig.subplots(1, len(measures), squeeze=False)[0]
+    for ax, measure in zip(axes, measures, strict=True):
+        steps = [float(one["attribution"].sel(measure=measure, factor=f)) for f in factors]
+        level = one["level"].sel(measure=measure)
+        before, after = float(level.sel(side="a")), float(level.sel(side="b"))
+        total = after - before
+        starts = np.concatenate([[0.0], np.cumsum(steps)[:-1]]) if steps else np.array([])
+        x = np.arange(len(steps) + 1)
+        colours = [GAIN_COLOUR if s >= 0 else LOSS_COLOUR for s in steps] + [TOTAL_COLOUR]
+        heights = np.array([*steps, total]) / 1e6
+        bottoms = np.array([*starts, 0.0]) / 1e6
+        ax.bar(x, heights, bottom=bottoms, color=colours, width=0.65)
+        for k in range(len(steps)):  # connectors: each step starts where the last ended
+            ax.plot([k + 0.33, k + 0.67], [(starts[k] + steps[k]) / 1e6] * 2, color="0.5", lw=0.8)
+        for xi, top, value in zip(x, bottoms + heights, [*steps, total], strict=True):
+            up = value >= 0
+            ax.annotate(
+                _pounds(value),
+                (xi, top),
+                ha="center",
+                va="bottom" if up else "top",
+                xytext=(0, 2 if up else -2),
+                textcoords="offset points",
+                fontsize=7,
+            )
+        labels = [f.replace("_", " ") for f in factors] + ["total change"]
+        ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
+        ax.axhline(0, color="0.3", lw=0.8)
+        ends = np.concatenate([[0.0], bottoms, bottoms + heights])
+        low, high = float(ends.min()), float(ends.max())
+        pad = 0.15 * (high - low) if high > low else 1.0  # room for the value labels
+        ax.set_ylim(low - pad, high + pad)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        levels = f"£{before / 1e6:,.1f}m ({a}) -> £{after / 1e6:,.1f}m ({b})"
+        ax.set_title(f"{MEASURE_TITLES.get(measure, measure)}\n{levels}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        if not np.any(heights):
+            ax.text(0.5, 0.7, "no change", ha="center", va="center", transform=ax.transAxes)
+    axes[0].set_ylabel("Change, £ million")
+    method = ds.attrs.get("method", "shapley")
+    fig.suptitle(
+        f"Why {where} differs in {fy(year)}: {b} vs {a} ({method}; blue adds, orange takes away)",
+        fontsize=10,
+    )
+    return fig

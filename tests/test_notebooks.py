@@ -15,9 +15,14 @@ PLOT_CALL = re.compile(r"sim\.plots\.(?!as_list)\w+\(")  # a cell ending in a fi
 CELL_TIMEOUT = 300  # seconds; a guard against a hung kernel, not a performance assertion
 
 
-def test_the_three_notebooks_exist():
+def test_the_four_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
-    assert names == ["01_quickstart", "02_delegated_vs_retained", "03_financial_risk"]
+    assert names == [
+        "01_quickstart",
+        "02_delegated_vs_retained",
+        "03_financial_risk",
+        "04_explain",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
