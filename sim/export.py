@@ -101,7 +101,7 @@ def scenarios(ds: xr.Dataset) -> list[xr.Dataset]:
     names = [str(n) for n in ds["scenario"].values] if "scenario" in ds.dims else [None]
     for one, name in zip(as_list(ds), names, strict=True):
         attrs = dict(one.attrs)
-        for key in ("scenario_text", "scenario_sha256"):
+        for key in ("scenario_text", "scenario_sha256", "scenario_json"):
             if name is not None and key in ds.coords:
                 attrs[key] = str(ds[key].sel(scenario=name).values)
         attrs.setdefault("scenario_name", scenario_name(ds))

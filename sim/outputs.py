@@ -352,7 +352,8 @@ PARAMETER_VALUE = Variable(
     ("parameter",),
     "1",
     "each replicate's draw of each uncertain parameter (sim.parameters); "
-    "population.variant is an index into the attribute `variants`",
+    "population.variant: the drawn variant's England population in the end year over the "
+    "budgets' variant's (attribute `variants` gives each variant's value)",
     "parameters",
 )
 """Drawn once per replicate, not per year: read from the calendar, kept for every replicate."""
@@ -382,6 +383,22 @@ def risk_variables() -> tuple[Variable, ...]:
         )
     )
     out += [
+        Variable(
+            "sensitivity_national_spend",
+            ("parameter", "year", "portfolio"),
+            "1",
+            "Spearman rank correlation of each uncertain parameter's draws with England's "
+            "spend (first replicates, see attr `replicates`)",
+            "summary",
+        ),
+        Variable(
+            "sensitivity_overspend",
+            ("parameter", "year", "icb"),
+            "1",
+            "Spearman rank correlation of each uncertain parameter's draws with the ICB's "
+            "delegated overspend (first replicates, see attr `replicates`)",
+            "summary",
+        ),
         Variable(
             "p_national_overspend",
             ("threshold", "year", "portfolio"),
@@ -501,16 +518,17 @@ def assemble(
             values = np.moveaxis(values, 0, 1)
         data[var.name] = (var.full_dims, values, var.attrs)
     if "replicate" in kinds:
-        names = calendar.plan.spread.parameters.names
+        spread = calendar.plan.spread
+        values = spread.parameters.variants
+        scales = ", ".join(
+            f"{v}={s:.6g}" for v, s in zip(values, spread.variant_scale, strict=True)
+        )
         data[PARAMETER_VALUE.name] = (
             PARAMETER_VALUE.full_dims,
-            calendar.parameter_values,
-            {
-                **PARAMETER_VALUE.attrs,
-                "variants": ", ".join(calendar.plan.spread.parameters.variants),
-            },
+            spread.reported(calendar.parameter_values),
+            {**PARAMETER_VALUE.attrs, "variants": scales},
         )
-        coords["parameter"] = np.array(names, dtype=str)
+        coords["parameter"] = np.array(spread.parameters.names, dtype=str)
     ds = final.label(xr.Dataset(data, coords=coords))
     if "deterministic" in kinds:
         funded = calendar.plan.treatments.funded

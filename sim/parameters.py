@@ -151,6 +151,16 @@ class DemandSpread:
     """(icb23, service) base-year people weighted by each service's profile."""
     central: dict[str, float]
     """Every uncertain lever's central value (and the other demand levers' values)."""
+    variant_scale: tuple[float, ...] = ()
+    """Per drawable variant (`parameters.variants` order), England's end-year population
+    over the budgets' variant's: how a variant draw is reported (an ordered quantity)."""
+
+    def reported(self, values: np.ndarray) -> np.ndarray:
+        """(replicate, parameter) draws as reported: a variant as its `variant_scale`."""
+        out = values.astype(float).copy()
+        if self.parameters.variants and len(out):
+            out[:, -1] = np.asarray(self.variant_scale)[values[:, -1].astype(int)]
+        return out
 
     def value(self, values: np.ndarray, name: str) -> float:
         """The replicate's value of lever `name` (its central value when not uncertain)."""

@@ -473,12 +473,15 @@ def _complete(
     """An allocation path completed with demand, the parameter spread, the variants a
     replicate may draw and the spend-gap levers' targets (on `population` if given)."""
     demand = _demand(scenario, data, path.years[0].population)
+    variants = _variant_populations(scenario, data)
+    end = path.years[-1].population.sum()
+    scale = tuple(float(v[-1].sum() / end) for v in variants)
     plan = with_demand(
         key,
         path,
         demand,
-        demand_spread(scenario, data.services, data.dataset["imd_score"].values, demand),
-        _variant_populations(scenario, data),
+        demand_spread(scenario, data.services, data.dataset["imd_score"].values, demand, scale),
+        variants,
         data.dataset["sex"].values,
         data.dataset["age"].values,
     )
@@ -524,10 +527,15 @@ def _variant_populations(scenario: Scenario, data: ReferenceData) -> np.ndarray:
 
 
 def demand_spread(
-    scenario: Scenario, services: pd.DataFrame, imd_score: np.ndarray, demand: DemandModel
+    scenario: Scenario,
+    services: pd.DataFrame,
+    imd_score: np.ndarray,
+    demand: DemandModel,
+    variant_scale: tuple[float, ...] = (),
 ) -> DemandSpread:
     """The arrays a replicate's parameter draws act on (`sim.parameters.DemandSpread`):
-    the catalogue's growth rates and need groups, the ICBs' IMD scores, the demand model."""
+    the catalogue's growth rates and need groups, the ICBs' IMD scores, the demand model,
+    and each drawable variant's end-year population relative to the budgets' variant."""
     config = scenario.demand
     return DemandSpread(
         parameters=uncertain_parameters(scenario),
@@ -543,6 +551,7 @@ def demand_spread(
             f"demand.{name}": central(getattr(config, name))
             for name in ("growth_multiplier", "deprivation_multiplier", "new_treatment_cost")
         },
+        variant_scale=variant_scale,
     )
 
 
@@ -622,6 +631,7 @@ def plan_arrays(plan: ScenarioPlan) -> dict[str, np.ndarray]:
         for name in ROUND_FIELDS:
             out[f"round_{name}_{k}"] = np.asarray(getattr(year.round, name))
     out["uplift"] = plan.treatments.uplift
+    out["variant_scale"] = np.array(plan.spread.variant_scale)
     for name in FUNDED_FIELDS:
         out[f"funded_{name}"] = np.array([getattr(f, name) for f in plan.treatments.funded])
     return out
@@ -652,7 +662,13 @@ def plan_from_arrays(
         treatments=NewTreatments(funded, arrays["uplift"]),
         services=demand.services,
         group=demand.group,
-        spread=demand_spread(scenario, data.services, data.dataset["imd_score"].values, demand),
+        spread=demand_spread(
+            scenario,
+            data.services,
+            data.dataset["imd_score"].values,
+            demand,
+            tuple(arrays["variant_scale"].tolist()),
+        ),
         costs=demand.costs,
         sex=data.dataset["sex"].values,
         age=data.dataset["age"].values,

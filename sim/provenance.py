@@ -30,8 +30,15 @@ NOT_INHERITED = ("name", "description", "extends")
 
 def scenario_of_results(ds: xr.Dataset, where: str) -> Scenario:
     """The scenario a one-scenario results Dataset was run with (`where` names the file in
-    errors). Raises DataError when the file carries no scenario text, when the text does
-    not match its hash, or when it no longer validates."""
+    errors): its validated JSON (`scenario_json`, which also holds edits made in code after
+    loading) if recorded, else rebuilt from its text. Raises DataError when the file carries
+    neither, when the text does not match its hash, or when it no longer validates."""
+    recorded_json = ds.attrs.get("scenario_json")
+    if isinstance(recorded_json, str) and recorded_json.strip():
+        try:
+            return Scenario.from_dict(json.loads(recorded_json))
+        except (ScenarioError, json.JSONDecodeError) as err:
+            raise DataError(where, f"its recorded scenario does not load here ({err})") from None
     text = ds.attrs.get("scenario_text")
     if not isinstance(text, str) or not text.strip():
         raise DataError(where, "records no scenario_text, so its scenario cannot be rebuilt")

@@ -42,6 +42,9 @@ from sim.outputs import (
 from sim.version import specsim_version
 
 PILOT = 64
+SENSITIVITY_SAMPLE = 2000
+"""Replicates (the first, in global order) whose outcomes are kept for the sensitivity
+rank correlations: the standard error of a rank correlation near 0 is then about 0.02."""
 BINS = 2048
 GRID_SDS = 4.0
 MIN_HALF_WIDTH = 0.02  # grid half-width is at least 2% of the cell's scale (see QuantileSketch)
@@ -66,6 +69,24 @@ class RunningMoments:
         if self.n < 2:
             return np.full_like(self.m2, np.nan)
         return np.sqrt(self.m2 / (self.n - 1))
+
+
+def rank_correlations(parameters: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    """(parameter, *cells) Spearman correlations between each column of `parameters`
+    (replicate, parameter) and each cell of `outcomes` (replicate, *cells): Pearson
+    correlation of average ranks (scipy.stats.rankdata); NaN where either is constant."""
+    from scipy.stats import rankdata
+
+    n = len(parameters)
+    if n < 3:
+        return np.full((parameters.shape[1], *outcomes.shape[1:]), np.nan)
+    x = rankdata(parameters, axis=0)
+    y = rankdata(np.nan_to_num(outcomes.reshape(n, -1)), axis=0)
+    x = x - x.mean(axis=0)
+    y = y - y.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (x.T @ y) / np.sqrt(np.outer((x**2).sum(axis=0), (y**2).sum(axis=0)))
+    return r.reshape(parameters.shape[1], *outcomes.shape[1:])
 
 
 class RunningCovariance:
@@ -208,6 +229,7 @@ class Summariser:
         self.exceed: dict[tuple[str, str], np.ndarray] = {}
         self.shortfall: dict[str, np.ndarray] = {}
         self.draws: list[xr.DataArray] = []
+        self.sample: dict[str, list[np.ndarray]] = {"national_spend": [], "overspend": []}
         self.common: RunningCovariance | None = None
         self.national_exceed: dict[float, np.ndarray] = {}
         self.national_shortfall: np.ndarray | None = None
@@ -285,6 +307,17 @@ class Summariser:
             rows = np.concatenate([total[None], np.maximum(over.values, 0.0)])
             self.shortfall[pooling] = np.cumsum(rows, axis=0)[-1]
         self._add_national(chunk)
+        self._add_sample(chunk)
+
+    def _add_sample(self, chunk: xr.Dataset) -> None:
+        """Keep the outcomes of the first SENSITIVITY_SAMPLE replicates for `sensitivity`."""
+        room = SENSITIVITY_SAMPLE - sum(len(block) for block in self.sample["national_spend"])
+        if room <= 0:
+            return
+        spend = chunk["national_spend"].transpose("replicate", "year", "portfolio").values
+        over = chunk["variance_to_budget"].sel(portfolio="delegated", drop=True)
+        self.sample["national_spend"].append(spend[:room])
+        self.sample["overspend"].append(over.transpose("replicate", "year", "icb").values[:room])
 
     def _add_national(self, chunk: xr.Dataset) -> None:
         """England's overspend by portfolio, and how much of each ICB's delegated overspend
@@ -334,7 +367,35 @@ class Summariser:
             out[f"{name}_quantile"].attrs["method"] = method
         if self.draws:
             out[PARAMETER_VALUE.name] = xr.concat(self.draws, dim="replicate")
+            out = out.merge(self._sensitivity(out[PARAMETER_VALUE.name]))
         return out.merge(self._risk_result(n), compat="override")
+
+    def _sensitivity(self, draws: xr.DataArray) -> xr.Dataset:
+        """Spearman rank correlations of each parameter's draws with England's spend and
+        with each ICB's delegated overspend, over the kept sample of replicates (NaN where
+        either does not vary)."""
+        spend = np.concatenate(self.sample["national_spend"])
+        over = np.concatenate(self.sample["overspend"])
+        values = draws.values[: len(spend)]
+        template = self.deterministic["allocation"].transpose("year", "icb")
+        budget = self.deterministic["budget"].sum("icb").transpose("year", "portfolio")
+        described = schema()
+        out = xr.Dataset(
+            {
+                "sensitivity_national_spend": (
+                    ("parameter", "year", "portfolio"),
+                    rank_correlations(values, spend),
+                ),
+                "sensitivity_overspend": (
+                    ("parameter", "year", "icb"),
+                    rank_correlations(values, over),
+                ),
+            },
+            coords={"parameter": draws["parameter"].values, **template.coords, **budget.coords},
+        )
+        for name in out.data_vars:
+            out[name].attrs = {**described[name].attrs, "replicates": len(spend)}
+        return out
 
     def _national_result(self, n: int) -> xr.Dataset:
         budget = self.deterministic["budget"].sum("icb").transpose("year", "portfolio")
@@ -419,6 +480,7 @@ def finalise(
         "scenario_name": scenario.name,
         "scenario_text": scenario.source_text,
         "scenario_sha256": scenario.sha256,
+        "scenario_json": scenario.model_dump_json(),
         "seed": int(seed),
         "replications": int(replications),
         "specsim_version": specsim_version(),
@@ -435,7 +497,7 @@ def finalise(
 def combine_scenarios(datasets: list[xr.Dataset]) -> xr.Dataset:
     """One Dataset with a `scenario` dimension; per-scenario provenance becomes coordinates."""
     names = [str(ds.attrs["scenario_name"]) for ds in datasets]
-    per_scenario = ("scenario_text", "scenario_sha256")
+    per_scenario = ("scenario_text", "scenario_sha256", "scenario_json")
     combined = xr.concat(
         [ds.drop_attrs(deep=False) for ds in datasets],
         dim=pd.Index(names, name="scenario"),

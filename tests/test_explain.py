@@ -375,7 +375,14 @@ def bump_allocation(ds: xr.Dataset) -> xr.Dataset:
 
 
 def edit_text(ds: xr.Dataset) -> xr.Dataset:
+    """A file that records only its scenario's text (no `scenario_json`), edited."""
+    del ds.attrs["scenario_json"]
     ds.attrs["scenario_text"] = ds.attrs["scenario_text"].replace("0.50", "0.75")
+    return ds
+
+
+def break_json(ds: xr.Dataset) -> xr.Dataset:
+    ds.attrs["scenario_json"] = ds.attrs["scenario_json"].replace('"convergence"', '"converge"')
     return ds
 
 
@@ -392,6 +399,7 @@ def edit_text(ds: xr.Dataset) -> xr.Dataset:
         ("csv_is_file", "exists and is not a folder"),
         ("pound", "no longer reproduces the file's allocations to the pound"),
         ("text", "scenario_text does not match scenario_sha256"),
+        ("json", "its recorded scenario does not load here"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(case, expected, files, tmp_path):
@@ -409,6 +417,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(case, expected, files, tmp_path):
         "csv_is_file": lambda: [base, fast, "--csv", text],
         "pound": lambda: [tamper(base, tmp_path, bump_allocation), fast],
         "text": lambda: [base, tamper(fast, tmp_path, edit_text)],
+        "json": lambda: [base, tamper(fast, tmp_path, break_json)],
     }[case]()
     result = invoke(*args)
     assert result.exit_code == 2, result.output

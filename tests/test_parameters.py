@@ -183,9 +183,45 @@ def test_a_variant_draw_follows_that_variants_population(data):
         },
     )
     ds = _run(sc, data, range(12))
-    names = ds["parameter_value"].attrs["variants"].split(", ")
-    drawn = [names[int(i)] for i in ds["parameter_value"].sel(parameter="population.variant")]
+    scale = dict(item.split("=") for item in ds["parameter_value"].attrs["variants"].split(", "))
+    by_value = {round(float(v), 5): name for name, v in scale.items()}
+    assert float(scale["principal"]) == 1.0 and float(scale["high_migration"]) > 1.0
+    values = ds["parameter_value"].sel(parameter="population.variant").values
+    drawn = [by_value[round(float(v), 5)] for v in values]
     total = ds["spend"].sel(year=2040).sum(("icb", "portfolio")).values
     high = [t for t, v in zip(total, drawn, strict=True) if v == "high_migration"]
     low = [t for t, v in zip(total, drawn, strict=True) if v == "low_migration"]
     assert high and low and min(high) > max(low)
+
+
+def test_rank_correlations_are_spearmans():
+    from scipy.stats import spearmanr
+
+    from sim.results import rank_correlations
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 2))
+    y = np.stack([x[:, 0] ** 3 + 0.1 * rng.normal(size=300), rng.normal(size=300)], axis=1)
+    got = rank_correlations(x, y)
+    for i in range(2):
+        for j in range(2):
+            assert got[i, j] == pytest.approx(spearmanr(x[:, i], y[:, j]).statistic, abs=1e-12)
+    assert got[0, 0] > 0.95 and abs(got[1, 1]) < 0.2
+
+
+def test_sensitivity_names_the_parameter_that_drives_spend(data):
+    """Only growth and the new treatments' cost are uncertain: by the end year growth
+    drives England's spend (rank correlation near 1); the cost only the retained part."""
+    import sim
+
+    sc = _scenario(
+        time={"base_year": 2024, "end_year": 2035},
+        demand={"growth_multiplier": [0.75, 1.25], "new_treatment_cost": [0.5, 1.5]},
+        cpag={"enabled": True},
+    )
+    ds = sim.run(sc, replications=120, seed=3, progress=False)
+    s = ds["sensitivity_national_spend"].sel(year=2035)
+    assert float(s.sel(parameter="demand.growth_multiplier", portfolio="delegated")) > 0.9
+    cost = s.sel(parameter="demand.new_treatment_cost")
+    assert float(cost.sel(portfolio="retained")) > float(abs(cost.sel(portfolio="delegated")))
+    assert ds["sensitivity_overspend"].attrs["replicates"] == 120
