@@ -318,12 +318,24 @@ def new_treatments(
     return NewTreatments(funded, uplift_path(funded, demand.services, base_spend, ratio))
 
 
-def scenario_population(scenario: Scenario, data: ReferenceData) -> PopulationInput:
+def scenario_population(
+    scenario: Scenario, data: ReferenceData, cache: PlanCache | None = None
+) -> PopulationInput:
     """The scenario's own population: its `[population]` path over the horizon and its ONS
-    series before the base year."""
+    series before the base year (kept in `cache`, shared by every path on it: the
+    scenario's, its spend-gap yardstick's, other scenarios' and variant draws)."""
+    if cache is not None:
+        sections = {
+            "time": scenario.time.model_dump(mode="json"),
+            "population": scenario.population.model_dump(
+                mode="json", exclude={"demand_variants", "demand_variant_weights"}
+            ),
+        }
+        key = _key(data, sections, "population")
+        return cache.get(key, lambda: scenario_population(scenario, data))
     time, config = scenario.time, scenario.population
-    path = population_path(config, time, data.dataset).values
     series = population_series(data.dataset, config.basis, config.variant)
+    path = population_path(config, time, data.dataset, series).values
     before = {
         int(year): np.asarray(series.sel(year=year).values)
         for year in series["year"].values
@@ -349,7 +361,8 @@ def allocation_path(
     """
     if cache is not None and population is None:
         key = allocation_key(scenario, data)
-        return cache.get(key, lambda: allocation_path(scenario, data))
+        people = scenario_population(scenario, data, cache)
+        return cache.get(key, lambda: allocation_path(scenario, data, None, people))
     time, config = scenario.time, scenario.allocation
     years = list(range(time.base_year, time.end_year + 1))
     population = population if population is not None else scenario_population(scenario, data)
@@ -473,7 +486,7 @@ def _complete(
     """An allocation path completed with demand, the parameter spread, the variants a
     replicate may draw and the spend-gap levers' targets (on `population` if given)."""
     demand = _demand(scenario, data, path.years[0].population)
-    variants = _variant_populations(scenario, data)
+    variants = _variant_populations(scenario, data, cache)
     end = path.years[-1].population.sum()
     scale = tuple(float(v[-1].sum() / end) for v in variants)
     plan = with_demand(
@@ -513,16 +526,17 @@ def lever_targets(
     return [np.stack(per_year) for per_year in zip(*steps, strict=True)]
 
 
-def _variant_populations(scenario: Scenario, data: ReferenceData) -> np.ndarray:
+def _variant_populations(
+    scenario: Scenario, data: ReferenceData, cache: PlanCache | None
+) -> np.ndarray:
     """(variant, year, icb23, sex, age) the populations of the variants a replicate may draw
     (`[population] demand_variants`, sorted by name), empty if there are none."""
     names = uncertain_parameters(scenario).variants
-    paths = [
-        population_path(
-            scenario.population.model_copy(update={"variant": name}), scenario.time, data.dataset
-        ).values
-        for name in names
-    ]
+    paths = []
+    for name in names:
+        population = scenario.population.model_copy(update={"variant": name})
+        drawn = scenario.model_copy(update={"population": population})
+        paths.append(scenario_population(drawn, data, cache).path)
     return np.stack(paths) if paths else np.empty((0,))
 
 

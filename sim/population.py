@@ -270,8 +270,17 @@ def cohort_step(
 class PopulationModel:
     """The population of one scenario, moved on one financial year at a time by `advance`."""
 
-    def __init__(self, config: PopulationConfig, time: TimeConfig, reference: xr.Dataset) -> None:
-        series = population_series(reference, config.basis, config.variant)
+    def __init__(
+        self,
+        config: PopulationConfig,
+        time: TimeConfig,
+        reference: xr.Dataset,
+        series: xr.DataArray | None = None,
+    ) -> None:
+        """`series` is `population_series(reference, config.basis, config.variant)`, if the
+        caller has it already."""
+        if series is None:
+            series = population_series(reference, config.basis, config.variant)
         years = series["year"].values
         self.first_data_year, self.last_data_year = int(years[0]), int(years[-1])
         self.base_year, self.end_year = time.base_year, time.end_year
@@ -332,10 +341,14 @@ class PopulationModel:
 
 
 def population_path(
-    config: PopulationConfig, time: TimeConfig, reference: xr.Dataset
+    config: PopulationConfig,
+    time: TimeConfig,
+    reference: xr.Dataset,
+    series: xr.DataArray | None = None,
 ) -> xr.DataArray:
-    """Population (year, icb, sex, age) for every year base_year..end_year of the scenario."""
-    model = PopulationModel(config, time, reference)
+    """Population (year, icb, sex, age) for every year base_year..end_year of the scenario
+    (`series` as for `PopulationModel`)."""
+    model = PopulationModel(config, time, reference, series)
     frames = [model.current().values]
     while model.year < model.end_year:
         model.advance()

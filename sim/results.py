@@ -74,14 +74,14 @@ class RunningMoments:
 def rank_correlations(parameters: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
     """(parameter, *cells) Spearman correlations between each column of `parameters`
     (replicate, parameter) and each cell of `outcomes` (replicate, *cells): Pearson
-    correlation of average ranks (scipy.stats.rankdata); NaN where either is constant."""
-    from scipy.stats import rankdata
-
+    correlation of average ranks (pandas' rank, ties averaged: the definition
+    scipy.stats.spearmanr uses, without importing scipy.stats); NaN where either is
+    constant."""
     n = len(parameters)
     if n < 3:
         return np.full((parameters.shape[1], *outcomes.shape[1:]), np.nan)
-    x = rankdata(parameters, axis=0)
-    y = rankdata(np.nan_to_num(outcomes.reshape(n, -1)), axis=0)
+    x = pd.DataFrame(parameters).rank(method="average").to_numpy()
+    y = pd.DataFrame(np.nan_to_num(outcomes.reshape(n, -1))).rank(method="average").to_numpy()
     x = x - x.mean(axis=0)
     y = y - y.mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -367,7 +367,8 @@ class Summariser:
             out[f"{name}_quantile"].attrs["method"] = method
         if self.draws:
             out[PARAMETER_VALUE.name] = xr.concat(self.draws, dim="replicate")
-            out = out.merge(self._sensitivity(out[PARAMETER_VALUE.name]))
+            if out.sizes["parameter"]:
+                out = out.merge(self._sensitivity(out[PARAMETER_VALUE.name]))
         return out.merge(self._risk_result(n), compat="override")
 
     def _sensitivity(self, draws: xr.DataArray) -> xr.Dataset:
