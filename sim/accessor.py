@@ -2,8 +2,9 @@
 
 Importing this module registers the `ds.specsim` accessor (`xarray.register_dataset_accessor`):
 `ds.specsim.name`, `.base_year`, `.end_year`, `.fy(year)`, `.scenarios()` (one Dataset per
-scenario), `.icb_labels()` (short ICB names), `.plot(name)` (a figure of `sim.plots`). The
-functions behind it are plain functions of a Dataset, so modules can use them without it.
+scenario), `.icb_labels()` (short ICB names), `.variations(...)` (the variations view of
+`sim.variations`), `.plot(name)` (a figure of `sim.plots`). The functions behind it are plain
+functions of a Dataset, so modules can use them without it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,20 @@ def short_icb_name(name: str) -> str:
     return name
 
 
+NEED_GROUP_LABELS = {
+    "hiv_blood_infection": "HIV, blood and infection",
+    "neonatal_critical_care": "neonatal critical care",
+    "adult_critical_care": "adult critical care",
+    "other_physical": "other physical health",
+    "mental_health": "mental health",
+}
+
+
+def need_group_label(group: str) -> str:
+    """'hiv_blood_infection' -> 'HIV, blood and infection' (for titles and tables)."""
+    return NEED_GROUP_LABELS.get(group, group.replace("_", " "))
+
+
 def icb_labels(ds: xr.Dataset) -> list[str]:
     """Short ICB names, or the codes when a Dataset carries no names."""
     if "icb_name" in ds.coords:
@@ -86,6 +101,12 @@ class SpecsimAccessor:
 
     def icb_labels(self) -> list[str]:
         return icb_labels(self._ds)
+
+    def variations(self, year: int | None = None, portfolio: str | None = None) -> xr.Dataset:
+        """Access, intensity and spend per head against the benchmark (`sim.variations`)."""
+        from sim.variations import variations
+
+        return variations(self._ds, year, portfolio)
 
     def plot(self, name: str, **options):
         """One of the standard figures, e.g. `ds.specsim.plot("distance_from_target")`."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -19,6 +20,8 @@ from sim import disclosure
 from sim.accessor import as_list, base_year, end_year, scenario_name
 from sim.atomic import atomic_path
 from sim.errors import DataError
+from sim.variations import NEEDED as VARIATIONS_NEED
+from sim.variations import PER, variations
 from sim.years import financial_year as fy
 
 REQUIRED = ("allocation", "retained_budget", "envelope", "distance_from_target", "population")
@@ -35,6 +38,8 @@ class Comparison:
     `risk`: per ICB at the end year, overspend probabilities and expected shortfall.
     `patients`: mean patients per ICB and portfolio at the end year (small counts suppressed
     unless switched off). `headline`: one row per metric, one column per scenario.
+    `variations`: the variations view (`sim.variations`) per scenario, ICB and need group at
+    the end year, empty for results without spend and patients by need group.
     """
 
     datasets: list[xr.Dataset]
@@ -43,6 +48,7 @@ class Comparison:
     risk: pd.DataFrame
     patients: pd.DataFrame
     headline: pd.DataFrame
+    variations: pd.DataFrame = field(default_factory=pd.DataFrame)
     suppressed: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -60,8 +66,8 @@ class Comparison:
         icb = self.icb if year is None else _icb_table(self.datasets, year)
         if col not in icb:
             raise ValueError("gainers and losers need at least two scenarios")
-        cols = ["icb_name", "region_name", f"allocation {self.names[0]}", f"allocation {name}",
-                f"change {name}", col]  # fmt: skip
+        cols = ["icb", "icb_name", "region_name", f"allocation {self.names[0]}",
+                f"allocation {name}", f"change {name}", col]  # fmt: skip
         table = icb.dropna(subset=[col])[cols]
         gainers = table.sort_values(col, ascending=False).head(n)
         losers = table.sort_values(col).head(n)
@@ -75,6 +81,18 @@ class Comparison:
         moved = abs(b - a).sum("icb")
         return int(moved["year"].values[int(moved.argmax("year"))])
 
+    def variations_against(self, k: int) -> tuple[bool, int]:
+        """Whether scenario k's variations view has the reference's access, intensity and
+        spend per head everywhere, and for how many ICBs its benchmark ICBs differ."""
+        table = self.variations.set_index(["scenario", "icb", "need_group"])
+        ref, other = (table.loc[self.names[i]] for i in (0, k))
+        other = other.reindex(ref.index)
+        rates = ["access_per_1000", "intensity_gbp", "spend_per_head_gbp"]
+        same = np.allclose(ref[rates], other[rates], rtol=1e-9, atol=0.0, equal_nan=True)
+        peers = zip(ref["benchmark_icbs"], other["benchmark_icbs"], strict=True)
+        moved = [set(str(x).split()) != set(str(y).split()) for x, y in peers]
+        return bool(same), ref.index.get_level_values("icb")[moved].nunique()
+
     def to_csv(self, directory: str | Path) -> list[Path]:
         """Write every table as CSV into `directory` (created if needed), atomically."""
         directory = Path(directory)
@@ -86,6 +104,7 @@ class Comparison:
             "icb_end_year": self.icb,
             "financial_risk": self.risk,
             "patients": self.patients,
+            "variations": self.variations,
         }
         for stem, table in tables.items():
             path = directory / f"{stem}.csv"
@@ -242,6 +261,63 @@ def _patients_table(datasets: list[xr.Dataset], suppress: bool) -> pd.DataFrame:
     return table
 
 
+def allocation_change_per_head(a: xr.Dataset, b: xr.Dataset, year: int) -> xr.Dataset:
+    """Per ICB (on a's footprint, ICBs in both), scenario b minus a in `year`: the change in
+    allocation (`change`, GBP per head of a's population, and `percent` of a's allocation),
+    in expected delegated spend (`spend`, GBP per head) and their difference (`net`), and
+    the number of services b delegates anywhere minus a's (`services`, an attr)."""
+    xa, xb = xr.align(a["allocation"].sel(year=year), b["allocation"].sel(year=year))
+    icbs = xa["icb"].values
+    heads = a["population"].sel(year=year, icb=icbs).sum(("sex", "age"))
+    spend = [d["expected_spend"].sel(year=year, portfolio="delegated", icb=icbs) for d in (a, b)]
+    change = (xb - xa) / heads
+    spend_change = (spend[1] - spend[0]) / heads
+    held = [int(d["delegated"].sel(year=year).any("icb").sum()) for d in (a, b)]
+    return xr.Dataset(
+        {
+            "change": change,
+            "percent": (xb - xa) / xa * 100,
+            "spend": spend_change,
+            "net": change - spend_change,
+        },
+        attrs={"services": held[1] - held[0], "year": year},
+    )
+
+
+VARIATION_COLUMNS = {
+    "access": ("access_per_1000", PER),
+    "intensity": ("intensity_gbp", 1),
+    "spend_per_head": ("spend_per_head_gbp", 1),
+    "benchmark_access": ("benchmark_access_per_1000", PER),
+    "benchmark_intensity": ("benchmark_intensity_gbp", 1),
+    "benchmark_spend_per_head": ("benchmark_spend_per_head_gbp", 1),
+    "gap": ("gap_gbp", 1),
+    "gap_access": ("gap_access_gbp", 1),
+    "gap_intensity": ("gap_intensity_gbp", 1),
+}
+"""Variations view variables -> (table column, scale): access per 1,000, money per head."""
+
+
+def _variations_table(datasets: list[xr.Dataset]) -> pd.DataFrame:
+    """The variations view of every scenario at the common end year, one row per scenario,
+    ICB and need group; empty when a results file has no spend or patients by group."""
+    if not all(all(v in ds for v in VARIATIONS_NEED) for ds in datasets):
+        return pd.DataFrame()
+    year = common_end_year(datasets)
+    frames = []
+    for ds in datasets:
+        view = variations(ds, year)
+        scaled = {col: view[var] * scale for var, (col, scale) in VARIATION_COLUMNS.items()}
+        frame = pd.DataFrame({col: da.to_series() for col, da in scaled.items()})
+        peers = pd.Series([" ".join(map(str, c)) for c in view["benchmark"].values], view["icb"])
+        frame["benchmark_icbs"] = frame.index.get_level_values("icb").map(peers)
+        frame = _icb_frame(ds).join(frame.reset_index("need_group"))
+        frame.insert(0, "scenario", scenario_name(ds))
+        frame.insert(1, "year", year)
+        frames.append(frame)
+    return pd.concat(frames).reset_index()
+
+
 def common_end_year(datasets: list[xr.Dataset]) -> int:
     """The last year every scenario has: where end-year tables compare like with like."""
     return max(set.intersection(*(set(map(int, ds["year"].values)) for ds in datasets)))
@@ -324,6 +400,7 @@ def compare(
         risk=_risk_table(datasets),
         patients=patients,
         headline=_headline(datasets),
+        variations=_variations_table(datasets),
         suppressed=suppress_small_counts,
         notes=notes,
     )

@@ -12,10 +12,21 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 
-from sim.accessor import as_list, base_year, end_year, icb_labels, scenario_name, short_icb_name
+from sim.accessor import (
+    as_list,
+    base_year,
+    end_year,
+    icb_labels,
+    need_group_label,
+    scenario_name,
+    short_icb_name,
+)
+from sim.comparison import allocation_change_per_head
+from sim.variations import PER, furthest_from_benchmark, largest_groups, variations
 from sim.years import financial_year as fy
 
 # One colour per NHS region, identical in every figure (colour-blind-safe Okabe-Ito palette).
@@ -32,6 +43,11 @@ OTHER_COLOUR = "#999999"
 PORTFOLIO_COLOURS = {"delegated": "#0072B2", "retained": "#D55E00"}
 LINESTYLES = ["-", "--", ":", "-."]
 Z_90 = 1.6448536269514722  # two-sided 90% normal band
+PENNY = 0.005
+"""Per-head values closer than this (GBP) are equal: a chart of their differences would draw
+rounding."""
+UNIFORM_POINTS = 0.05
+"""% changes within this many percentage points of each other are one uniform change."""
 
 
 def region_colours(ds: xr.Dataset) -> list[str]:
@@ -45,48 +61,99 @@ def is_fraction(da: xr.DataArray) -> bool:
     return str(da.attrs.get("units", "1")).lower() in ("1", "fraction", "ratio", "")
 
 
-def _region_legend(ax, ds: xr.Dataset) -> None:
+def _region_handles(ds: xr.Dataset) -> list[Patch]:
     present = (
         list(dict.fromkeys(str(r) for r in ds["region_name"].values))
         if "region_name" in ds.coords
         else []
     )
-    handles = [Patch(color=REGION_COLOURS.get(r, OTHER_COLOUR), label=r) for r in present]
+    return [Patch(color=REGION_COLOURS.get(r, OTHER_COLOUR), label=r) for r in present]
+
+
+def _region_legend(ax, ds: xr.Dataset, extra: Sequence = ()) -> None:
+    handles = [*_region_handles(ds), *extra]
     if handles:
-        ax.legend(
-            handles=handles, title="NHS region", loc="lower right", fontsize=8, title_fontsize=8
+        ax.legend(  # outside the axes: bars that fill the width would hide under it
+            handles=handles,
+            title="NHS region",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            title_fontsize=8,
         )
 
 
 def _sorted_icb_bars(
-    ds: xr.Dataset, values: np.ndarray, xlabel: str, title: str, refline: float | None
+    ds: xr.Dataset,
+    values: np.ndarray,
+    xlabel: str,
+    title: str,
+    refline: float | None,
+    markers: tuple[np.ndarray, str] | None = None,
 ) -> Figure:
-    """Horizontal bars, one per ICB, sorted by value, coloured by region (shared layout)."""
+    """Horizontal bars, one per ICB, sorted by value, coloured by region (shared layout);
+    `markers` (values, legend label) adds a black tick per ICB, e.g. its target."""
     keep = np.isfinite(values)
     labels = np.array(icb_labels(ds))[keep]
     colours = np.array(region_colours(ds))[keep]
     vals = values[keep]
     order = np.argsort(vals)
     n = len(vals)
-    fig = Figure(figsize=(8.5, max(4.0, 0.22 * n + 1.5)), layout="constrained")
+    fig = Figure(figsize=(10, max(4.0, 0.22 * n + 1.5)), layout="constrained")
     ax = fig.add_subplot()
-    # Bars grow from the reference line, so above/below it reads at a glance; values sorted
-    # ascending put the lowest at the bottom-left, leaving the bottom-right free for the legend.
+    # Bars grow from the reference line, so above/below it reads at a glance.
     base = 0.0 if refline is None else refline
     ax.barh(np.arange(n), vals[order] - base, left=base, color=colours[order])
     ax.set_yticks(np.arange(n), labels[order], fontsize=7)
     ax.set_ylim(-0.7, n - 0.3)
+    ax.xaxis.set_major_formatter(ScalarFormatter(useOffset=False))  # never "1e-6 + 5.15e2"
     if refline is not None:
         ax.axvline(refline, color="0.3", lw=1, ls="--")
+    if markers is not None and n:
+        ax.scatter(
+            markers[0][keep][order],
+            np.arange(n),
+            marker="|",
+            s=90,
+            c="black",
+            linewidths=1.5,
+            zorder=3,
+        )
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     if n == 0:  # e.g. retain_all: no ICB has a delegated allocation
-        ax.text(0.5, 0.5, "No values to show\n(no delegated allocation in this scenario)",
-                ha="center", va="center", transform=ax.transAxes)  # fmt: skip
-        return fig
-    _region_legend(ax, ds)
+        return _say(fig, "No values to show\n(no delegated allocation in this scenario)")
+    _region_legend(ax, ds, [] if markers is None else [_tick_handle(markers[1])])
     return fig
+
+
+def _tick_handle(label: str) -> Line2D:
+    return Line2D([], [], color="black", marker="|", ls="none", markersize=9, mew=1.5, label=label)
+
+
+def _say(fig: Figure, text: str) -> Figure:
+    """A figure whose message is a sentence, in place of a chart with nothing to show."""
+    ax = fig.axes[0] if fig.axes else fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    return fig
+
+
+def _message(title: str, text: str) -> Figure:
+    fig = Figure(figsize=(8.5, 2.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=11)
+    return _say(fig, text)
+
+
+def uniform_value(values: np.ndarray, tolerance: float) -> float | None:
+    """The common value of `values` (their mean) when all finite ones lie within `tolerance`
+    of each other, else None."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or np.ptp(finite) >= tolerance:
+        return None
+    return float(finite.mean())
 
 
 def _national_band(ds: xr.Dataset, portfolio: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -155,28 +222,76 @@ def distance_from_target(ds: xr.Dataset, year: int | None = None) -> Figure:
     return _sorted_icb_bars(ds, values, xlabel, title, refline=0.0)
 
 
-def allocation_per_head(ds: xr.Dataset, year: int | None = None) -> Figure:
-    """Allocation per weighted head by ICB, with the England average as a dashed line."""
-    year = end_year(ds) if year is None else year
+def per_weighted_head(ds: xr.Dataset, year: int) -> tuple[xr.DataArray, xr.DataArray, float]:
+    """Allocation and target per weighted head (icb,) in `year`, and England's allocation per
+    weighted head (ICBs with an allocation only)."""
     alloc = ds["allocation"].sel(year=year)
     weighted = ds["weighted_population"].sel(year=year)
-    per_head = (alloc / weighted).values
+    target = ds["target_allocation"].sel(year=year)
     england = float(alloc.sum() / weighted.where(alloc.notnull()).sum())
-    title = (
-        f"Delegated allocation per weighted head, {fy(year)} ({scenario_name(ds)})\n"
-        f"dashed: England average £{england:,.0f}"
+    return alloc / weighted, target / weighted, england
+
+
+def allocation_per_head(ds: xr.Dataset, year: int | None = None) -> Figure:
+    """Allocation per weighted head by ICB, with its target per weighted head (ticks) and the
+    England average (dashed line).
+
+    The weighted population counts need for the whole portfolio and the allocation pays for
+    the delegated services only, so ICBs at target differ by how much of their need lies in
+    delegated services; the ticks show that. When every ICB gets the same to the penny, the
+    figure says so rather than draw rounding."""
+    year = end_year(ds) if year is None else year
+    per_head, target, england = per_weighted_head(ds, year)
+    title = f"Delegated allocation per weighted head, {fy(year)} ({scenario_name(ds)})"
+    same = uniform_value(per_head.values, PENNY)
+    if same is not None:
+        return _message(
+            title,
+            f"Every ICB receives £{same:,.2f} per weighted head: "
+            "allocations are proportional to weighted population.",
+        )
+    title += f"\ndashed: England average £{england:,.0f}; ticks: each ICB's target"
+    return _sorted_icb_bars(
+        ds,
+        per_head.values,
+        "£ per weighted head",
+        title,
+        refline=england,
+        markers=(target.values, "target per weighted head"),
     )
-    return _sorted_icb_bars(ds, per_head, "£ per weighted head", title, refline=england)
 
 
 def allocation_change(a: xr.Dataset, b: xr.Dataset, year: int | None = None) -> Figure:
-    """Who gains and who loses: % change in each ICB's allocation from scenario a to b."""
+    """Who gains and who loses: the change in each ICB's allocation per head of population,
+    scenario b minus a, with the change in its expected delegated spend per head (ticks) when
+    that moves too (b delegates other services, or demand differs).
+
+    A % change that is the same for every ICB (to 0.05 points) says only that the
+    delegated total changed: the figure says so rather than draw equal bars."""
     year = min(end_year(a), end_year(b)) if year is None else year
-    xa, xb = xr.align(a["allocation"].sel(year=year), b["allocation"].sel(year=year))
-    change = ((xb - xa) / xa * 100).values
+    change = allocation_change_per_head(a, b, year)
+    pct = change["percent"].values
     title = f"Change in ICB allocation, {fy(year)}: {scenario_name(b)} vs {scenario_name(a)}"
+    same = uniform_value(pct, UNIFORM_POINTS)
+    if same is not None:
+        totals = [float(d["allocation"].sel(year=year).sum()) / 1e9 for d in (a, b)]
+        return _message(
+            title,
+            f"Every ICB's allocation changes by {same:+.1f}%: each keeps its share of the "
+            f"delegated total, which goes from £{totals[0]:,.2f}bn to £{totals[1]:,.2f}bn.",
+        )
+    spend = change["spend"].values
+    markers = None
+    if np.nanmax(np.abs(spend), initial=0.0) >= PENNY:
+        markers = (spend, "change in expected delegated spend per head")
+    title += f"\nchange in % of allocation: {np.nanmin(pct):+.1f}% to {np.nanmax(pct):+.1f}%"
     return _sorted_icb_bars(
-        a.sel(icb=xa["icb"].values), change, "% change in allocation (right = gains)", title, 0.0
+        a.sel(icb=change["icb"].values),
+        change["change"].values,
+        "Change in allocation, £ per head (right = gains)",
+        title,
+        0.0,
+        markers=markers,
     )
 
 
@@ -229,6 +344,153 @@ def overspend_by_size(
     return fig
 
 
+def access_intensity(
+    ds: xr.Dataset,
+    group: str | None = None,
+    icb: str | None = None,
+    year: int | None = None,
+    portfolio: str | None = None,
+) -> Figure:
+    """The variations view (`sim.variations`): access (patients per 1,000 population)
+    against intensity (£ per patient) for one need group, a dot per ICB, on curves of equal
+    spend per head; `icb` and its benchmark (the five ICBs of most similar need, pooled)
+    highlighted.
+
+    Defaults: the end year, the group with the most spend, the ICB whose spend per head is
+    furthest from its benchmark's; `portfolio` "delegated" or "retained" for one only."""
+    view = variations(as_list(ds)[0], year, portfolio)
+    group = largest_groups(view, 1)[0] if group is None else group
+    icb = furthest_from_benchmark(view, group) if icb is None else icb
+    one = view.sel(need_group=group)
+    treated = one["patients"].values > 0
+    colours = np.array(region_colours(view))
+    fig = Figure(figsize=(10, 6.5), layout="constrained")
+    ax = fig.add_subplot()
+    x, y = one["access"].values * PER, one["intensity"].values
+    ax.scatter(x[treated], y[treated], s=30, c=colours[treated], alpha=0.8, zorder=2)
+    peers = _highlight(ax, one, icb, colours)
+    me = one.sel(icb=icb)
+    _iso_spend(
+        ax,
+        one["spend_per_head"].values[treated],
+        float(me["spend_per_head"]),
+        float(me["benchmark_spend_per_head"]),
+    )
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.3g}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"£{v:,.0f}"))
+    ax.set_xlabel(f"Access: patients per {PER:,} population")
+    ax.set_ylabel("Intensity: £ per patient")
+    names = dict(zip(view["icb"].values, icb_labels(view), strict=True))
+    ax.set_title(_variations_title(view, group, me, names[icb]), fontsize=11)
+    ax.grid(alpha=0.3)
+    same_need = float(me["need_distance"].max()) < 1e-12
+    members = [names[c] for c in (icb, *peers)]
+    _variations_legend(ax, view, members, int((~treated).sum()), same_need)
+    return fig
+
+
+def _variations_legend(
+    ax, view: xr.Dataset, names: list[str], untreated: int, same_need: bool
+) -> None:
+    """Outside the axes: what each mark means, the benchmark's members by number (`names`:
+    the ICB, then its peers nearest first), the regions, and how many ICBs are left out;
+    `same_need` when every ICB has the same need and the peers are the closest in size."""
+    peers = (
+        "its benchmark: all ICBs have the same\nneed, so the 5 closest in population:"
+        if same_need
+        else "its benchmark, the 5 ICBs of most\nsimilar need (nearest first):"
+    )
+    handles = [
+        Line2D([], [], marker="*", ls="none", ms=14, mfc="white", mec="black", label=names[0]),
+        Line2D([], [], marker="o", ls="none", ms=10, mfc="none", mec="black", label=peers),
+        *(Patch(color="none", label=f"{k}  {name}") for k, name in enumerate(names[1:], 1)),
+        Line2D([], [], marker="X", ls="none", ms=9, color="black", label="benchmark (pooled)"),
+        Line2D([], [], color="black", lw=1, label=f"{names[0]}'s spend per head"),
+        Line2D([], [], color="black", lw=1, ls="--", label="benchmark's spend per head"),
+        Line2D([], [], color="0.6", lw=0.8, label="equal spend per head (£)"),
+        *_region_handles(view),
+    ]  # fmt: skip
+    if untreated:
+        handles.append(Patch(color="none", label=f"{untreated} ICBs without patients"))
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _highlight(ax, one: xr.Dataset, icb: str, colours: np.ndarray) -> list[str]:
+    """Mark `icb` (star), its benchmark ICBs (rings numbered nearest first) and the pooled
+    benchmark (cross, with an arrow to the ICB); return the benchmark's codes."""
+    at = {c: i for i, c in enumerate(one["icb"].values)}
+    peers = [str(c) for c in one["benchmark"].sel(icb=icb).values]
+    x, y = one["access"].values * PER, one["intensity"].values
+    for k, code in enumerate(peers, 1):
+        ax.scatter(
+            x[at[code]], y[at[code]], s=160, facecolors="none", edgecolors="black", lw=1.2, zorder=3
+        )
+        ax.annotate(
+            str(k),
+            (x[at[code]], y[at[code]]),
+            xytext=(7, 4),
+            textcoords="offset points",
+            fontsize=8,
+            weight="bold",
+        )
+    me = one.sel(icb=icb)
+    bx, by = float(me["benchmark_access"]) * PER, float(me["benchmark_intensity"])
+    mx, my = x[at[icb]], y[at[icb]]
+    ax.scatter([bx], [by], marker="X", s=120, c="black", zorder=4)
+    ax.scatter(
+        [mx], [my], marker="*", s=380, c=colours[at[icb]], edgecolors="black", lw=1, zorder=5
+    )
+    ax.annotate("", (mx, my), (bx, by), arrowprops={"arrowstyle": "->", "color": "0.2"})
+    return peers
+
+
+def _variations_title(view: xr.Dataset, group: str, me: xr.Dataset, name: str) -> str:
+    """Three lines: what is drawn; the ICB against its benchmark; the gap split."""
+    where = "" if view.attrs["portfolio"] == "all" else f", {view.attrs['portfolio']} services"
+    return (
+        f"Access and intensity: {need_group_label(group)}{where}, "
+        f"{fy(view.attrs['year'])} ({view.attrs['scenario_name']})\n"
+        f"{name}: £{float(me['spend_per_head']):,.2f} per head, its benchmark "
+        f"£{float(me['benchmark_spend_per_head']):,.2f}\n"
+        f"gap {signed_pounds(float(me['gap']))} = access {signed_pounds(float(me['gap_access']))} "
+        f"+ intensity {signed_pounds(float(me['gap_intensity']))} per head"
+    )
+
+
+def signed_pounds(x: float) -> str:
+    """-27.8 -> '-£27.80' (£ per head, to the penny; the sign before the pound sign)."""
+    return f"{'-' if x < 0 else '+'}£{abs(x):,.2f}"
+
+
+def _iso_spend(ax, per_head: np.ndarray, mine: float, bench: float) -> None:
+    """Curves of equal spend per head, access x intensity = constant, across the axes:
+    grey at round values spanning the ICBs, solid through `mine`, dashed through `bench`."""
+    ax.margins(0.08)
+    ax.autoscale_view()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    xs = np.linspace(x0, x1, 200)
+    levels = MaxNLocator(nbins=6).tick_values(per_head.min(), per_head.max())
+    for level, style in [
+        *((v, {"color": "0.6", "lw": 0.8}) for v in levels if v > 0),
+        (mine, {"color": "black", "lw": 1.0}),
+        (bench, {"color": "black", "lw": 1.0, "ls": "--"}),
+    ]:
+        ax.plot(xs, level * PER / xs, zorder=1, **style)
+        if style["color"] == "0.6":  # label the round levels where they leave the axes
+            lx = min(x1, level * PER / y0) if level * PER / x1 < y0 else x1
+            ax.annotate(
+                f"£{level:,.0f}",
+                (lx, level * PER / lx),
+                xytext=(-2, 2),
+                textcoords="offset points",
+                ha="right",
+                fontsize=7,
+                color="0.4",
+            )
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+
+
 def population_pyramid(
     ds: xr.Dataset, years: Sequence[int] | None = None, icb: str | None = None
 ) -> Figure:
@@ -264,7 +526,8 @@ def population_pyramid(
     ticks = ax.get_xticks()
     ax.set_xticks(ticks, [f"{abs(t):,.0f}" for t in ticks])
     ax.set_xlabel("Thousands of people (males left, females right)")
-    ax.set_ylabel("Age (90 = 90 and over)")
+    ax.set_yticks([*range(0, 90, 10), 90], [*map(str, range(0, 90, 10)), "90+"])
+    ax.set_ylabel("Age (90+: 90 and over)")
     ax.set_title(f"Population pyramid, {where}: {fy(years[0])} vs {fy(years[-1])}", fontsize=11)
     # Outside the axes: inside, it would hide the open-ended 90+ bars at the top.
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -73,6 +73,13 @@ def make_results(
     patients = expected / np.array([4000.0, 250000.0])
     p1 = 1 - 1 / (1 + np.exp(-(np.log(sizes) - 14.0)))
     p_over = np.stack([np.tile(p1, (len(year), 1)), np.tile(p1 * 0.4, (len(year), 1))], -1)
+    groups = ["cancer", "renal", "mental_health"]
+    mix = np.array([0.5, 0.3, 0.2]) * rng.uniform(0.8, 1.2, (n_icb, 3))
+    mix /= mix.sum(axis=1, keepdims=True)  # each ICB's split of spend and need by group
+    spend_by_group = expected[:, :, None, :] * mix[None, :, :, None]
+    cost = np.array([12_000.0, 25_000.0, 90_000.0]) * rng.uniform(0.95, 1.05, (n_icb, 1))
+    patients_by_group = spend_by_group / cost[None, :, :, None]
+    dims4 = ("year", "icb", "need_group", "portfolio")
     services = ["S001", "S002", "S003"]
     delegated_flag = np.zeros((len(year), n_icb, 3), bool)
     delegated_flag[:, :, :2] = True
@@ -109,6 +116,13 @@ def make_results(
             "variance_to_budget_mean": var(
                 np.zeros_like(expected), dims3, "GBP", "mean spend minus budget"
             ),
+            "target_by_group": var(
+                target[:, :, None] * mix[None], ("year", "icb", "need_group"), "GBP", "target"
+            ),
+            "expected_spend_by_group": var(spend_by_group, dims4, "GBP", "spend by group"),
+            "expected_patients_by_group": var(
+                patients_by_group, dims4, "patients", "patients by group"
+            ),
             "p_overspend_1pct": var(p_over, ("year", "icb", "pooling"), "1", "P(overspend>1%)"),
             "p_overspend_5pct": var(
                 p_over * 0.5, ("year", "icb", "pooling"), "1", "P(overspend>5%)"
@@ -126,6 +140,7 @@ def make_results(
             "sex": ["f", "m"],
             "age": age,
             "portfolio": portfolio,
+            "need_group": groups,
             "service": services,
             "quantile": quantile,
             "pooling": ["before", "after"],

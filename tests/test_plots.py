@@ -42,8 +42,22 @@ def test_allocation_per_head_reference_line_is_england_average(ds):
     per_head = alloc / ds["weighted_population"].sel(year=2026)
     bars = _bars(fig)  # drawn from the England average line
     assert all(b.get_x() == pytest.approx(england) for b in bars)
-    ends = sorted(b.get_x() + b.get_width() for b in bars)
+    ends = [b.get_x() + b.get_width() for b in bars]
     np.testing.assert_allclose(ends, np.sort(per_head.values))
+    target = (ds["target_allocation"] / ds["weighted_population"]).sel(year=2026).values
+    ticks = fig.axes[0].collections[0].get_offsets()[:, 0]  # one per bar, in bar order
+    np.testing.assert_allclose(ticks, target[np.argsort(per_head.values)])
+
+
+def test_allocation_per_head_says_so_when_every_icb_gets_the_same():
+    """Allocations proportional to weighted population differ only by rounding: the figure
+    says what every ICB receives instead of drawing bars on an axis offset by 1e-6."""
+    equal = make_results("equal")
+    equal["allocation"] = equal["weighted_population"] * 515.1385 + 1e-7 * np.arange(42)
+    fig = plots.allocation_per_head(equal)
+    assert _bars(fig) == []
+    text = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "Every ICB receives £515.14 per weighted head" in text
 
 
 def test_delegated_vs_retained_plots_budgets_and_bands(ds):
@@ -79,17 +93,37 @@ def test_population_pyramid_totals_match(ds):
     bars = _bars(fig)
     total_end = ds["population"].sel(year=2028).sum().item() / 1e3
     assert sum(abs(b.get_width()) for b in bars) == pytest.approx(total_end)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[-1] == "90+"  # the top bar pools everyone aged 90 and over
     one = plots.population_pyramid(ds, years=(2024, 2026), icb="E54000003")
     assert "Test ICB 3" in one.axes[0].get_title()
 
 
-def test_allocation_change_widths_are_percent_changes(ds):
+def test_allocation_change_widths_are_pounds_per_head(ds):
+    """Bars: the change in allocation per head; ticks: the change in expected delegated
+    spend per head, in the same order; the title gives the range of % changes."""
     other = make_results("reform", shift=0.05)
     fig = plots.allocation_change(ds, other)
-    change = ((other["allocation"] - ds["allocation"]) / ds["allocation"] * 100).sel(year=2028)
-    np.testing.assert_allclose(
-        [b.get_width() for b in _bars(fig)], np.sort(change.values), rtol=1e-12
-    )
+    heads = ds["population"].sel(year=2028).sum(("sex", "age"))
+    change = ((other["allocation"] - ds["allocation"]).sel(year=2028) / heads).values
+    widths = [b.get_width() for b in _bars(fig)]
+    np.testing.assert_allclose(widths, np.sort(change), rtol=1e-12)
+    spend = other["expected_spend"] - ds["expected_spend"]
+    spend = (spend.sel(year=2028, portfolio="delegated") / heads).values
+    ticks = fig.axes[0].collections[0].get_offsets()[:, 0]
+    np.testing.assert_allclose(ticks, spend[np.argsort(change)], rtol=1e-12)
+    pct = ((other["allocation"] / ds["allocation"] - 1) * 100).sel(year=2028)
+    assert f"{float(pct.min()):+.1f}% to {float(pct.max()):+.1f}%" in fig.axes[0].get_title()
+
+
+def test_a_uniform_change_is_said_not_drawn(ds):
+    """Every allocation 10% higher: 42 equal bars would say nothing, so the figure says it."""
+    more = ds.copy(deep=True)
+    more["allocation"] = ds["allocation"] * 1.1
+    fig = plots.allocation_change(ds, more)
+    assert _bars(fig) == []
+    text = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "Every ICB's allocation changes by +10.0%" in text
 
 
 def test_public_namespace_and_png_rendering(ds, tmp_path):

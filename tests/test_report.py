@@ -4,18 +4,28 @@ checked by parsing and, when Chromium is installed, by rendering it headless."""
 from __future__ import annotations
 
 import base64
+import html
 import shutil
 import struct
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_compare import make_results
 
 from sim import disclosure
 from sim.comparison import compare
-from sim.report import distance_view, write_report
+from sim.report import (
+    _gainers_losers_html,
+    _risk_caption,
+    change_figures,
+    distance_view,
+    render_report,
+    uniform_change,
+    write_report,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The report's figures for two scenarios, in the order of its sections.
@@ -26,6 +36,12 @@ FIGURES = [
     "per-head-baseline",
     "distance-reform",
     "per-head-reform",
+    "variations-baseline-cancer",
+    "variations-baseline-renal",
+    "variations-baseline-mental_health",
+    "variations-reform-cancer",
+    "variations-reform-renal",
+    "variations-reform-mental_health",
     "overspend-by-size",
     "pyramid-baseline",
     "pyramid-reform",
@@ -169,3 +185,77 @@ def test_distance_chart_shows_the_base_year_once_every_icb_has_converged():
     year, note = distance_view(converged)
     assert year == 2024
     assert "from 2026/27" in note
+
+
+def test_patients_print_as_whole_numbers_with_thousands_separators(report):
+    path, comparison = report
+    text = path.read_text(encoding="utf-8")
+    section = text[text.index("<h2>Patients") : text.index("<h2>Provenance")]
+    value = comparison.patients["patients delegated"].iloc[0]
+    assert value >= 1000 and f"<td>{value:,.0f}</td>" in section
+    assert ".00</td>" not in section
+
+
+def test_variations_section_explains_and_tables_every_icb(report):
+    path, comparison = report
+    text = path.read_text(encoding="utf-8")
+    section = text[text.index("<h2>Variations") : text.index("<h2>Financial risk")]
+    assert "access &times; intensity" in section and "five other ICBs" in section
+    assert "reform has other patients or spend: its view follows." in section
+    assert section.count("<details>") == 6  # a table per group and scenario shown
+    table = section[section.index("<table") : section.index("</table>")]
+    assert table.count("<tr>") == 42  # every ICB (the header row has a style)
+
+
+def test_a_uniform_change_is_said_once_without_ranking_or_chart():
+    a = make_results("baseline")
+    b = a.copy(deep=True)
+    b.attrs["scenario_name"] = "more"
+    b["allocation"] = a["allocation"] * 1.1
+    comparison = compare(a, b)
+    said = uniform_change(comparison, 1, 2028)
+    assert said.startswith("Every ICB's allocation in 2028/29 changes by +10.0% under more")
+    assert change_figures(comparison) == []
+    text = _gainers_losers_html(comparison)
+    assert html.escape(said) in text and "ICBs that gain most" not in text
+    assert uniform_change(compare(a, make_results("reform", shift=0.05)), 1, 2028) is None
+
+
+def test_equal_allocations_per_head_are_said_not_drawn():
+    ds = make_results("equal")
+    ds["allocation"] = ds["weighted_population"] * 515.1385
+    text = render_report(compare(ds))
+    assert 'id="note-per-head-equal"' in text and "£515.14 per weighted head" in text
+    assert 'id="fig-per-head-equal"' not in text
+
+
+def test_captions_explain_the_90_plus_bar_and_the_spread_at_target():
+    ds = make_results("baseline")
+    ds["target_allocation"] = ds["allocation"]
+    ds["distance_from_target"] = ds["distance_from_target"] * 0.0
+    parser = ReportParser()
+    parser.feed(render_report(compare(ds)))
+    captions = dict(zip(parser.figures, parser.captions, strict=True))
+    assert "pools everyone aged 90 and over" in captions["fig-pyramid-baseline"]
+    assert "Every ICB is at its target" in captions["fig-per-head-baseline"]
+
+
+def test_results_without_need_groups_say_so():
+    ds = make_results("old").drop_vars(["expected_spend_by_group", "expected_patients_by_group"])
+    text = render_report(compare(ds))
+    assert "no spend and patients by need group" in text
+    assert 'id="fig-variations-' not in text
+
+
+def test_risk_caption_says_size_matters_only_when_it_does():
+    """The synthetic risk falls with ICB size (rank correlation -1); shuffled across ICBs it
+    does not, and the caption no longer claims that smaller ICBs carry more risk."""
+    ds = make_results("baseline")
+    assert "Smaller ICBs carry more relative risk." in _risk_caption(compare(ds))
+    flat = ds.copy(deep=True)
+    order = np.random.default_rng(3).permutation(42)
+    flat["p_overspend_5pct"] = ds["p_overspend_5pct"].copy(
+        data=ds["p_overspend_5pct"].values[:, order]
+    )
+    caption = _risk_caption(compare(flat))
+    assert "Risk depends little on ICB size." in caption and "Smaller" not in caption
