@@ -119,6 +119,8 @@ class Round:
     target_allocation: np.ndarray
     target_by_group: np.ndarray
     """(icb, need group) the delegated target by need group, GBP (float)."""
+    notional_target_by_group: np.ndarray
+    """(icb, need group) the whole-portfolio target by need group, GBP (float)."""
     weighted_population: np.ndarray
     need_index: np.ndarray
     target_share: np.ndarray
@@ -167,6 +169,7 @@ def allocation_round(
         allocation=largest_remainder(alloc_float, delegated_gbp),
         target_allocation=largest_remainder(target_float, int(np.rint(target_float.sum()))),
         target_by_group=target_by_group,
+        notional_target_by_group=targets.notional_by_group * portfolio_now,
         weighted_population=weighted,
         need_index=weighted / targets.heads,
         target_share=targets.notional,

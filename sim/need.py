@@ -222,15 +222,21 @@ def group_shares(need: np.ndarray, group: np.ndarray, columns: np.ndarray) -> np
 class Targets:
     """A year's needs-based targets on one footprint, as shares of the service portfolio.
 
-    `notional`: the whole portfolio (sums to 1), the convergence target;
-    `delegated_by_group` (icb, need group): the services each ICB holds, each service's
+    `notional_by_group` (icb, need group): the whole portfolio (sums to 1), the convergence
+    target, by need group; `delegated_by_group` (icb, need group): the services each ICB
+    holds, each service's
     budget times the ICB's share of its group's need (measured over the group's services
     delegated anywhere), summed by need group.
     """
 
-    notional: np.ndarray
+    notional_by_group: np.ndarray
     delegated_by_group: np.ndarray
     heads: np.ndarray
+
+    @property
+    def notional(self) -> np.ndarray:
+        """(icb,) the whole-portfolio target share, all groups (sums to 1)."""
+        return self.notional_by_group.sum(axis=1)
 
     @property
     def delegated(self) -> np.ndarray:
@@ -250,8 +256,8 @@ def portfolio_targets(
     `group` indexes each service's need group among `n_groups` (default: the groups up to
     the highest index used)."""
     every = np.ones(group.shape, bool)
-    notional = (group_shares(need, group, every) * budget_share).sum(axis=1)
-    shares = group_shares(need, group, held.any(axis=0))
     one_hot = np.eye(int(group.max()) + 1 if n_groups is None else n_groups)[group]
+    notional = (group_shares(need, group, every) * budget_share) @ one_hot
+    shares = group_shares(need, group, held.any(axis=0))
     delegated = (shares * budget_share * held) @ one_hot
     return Targets(notional, delegated, heads)

@@ -242,6 +242,14 @@ VARIABLES: tuple[Variable, ...] = (
         lambda v: v.money(v.round.target_by_group),
     ),
     Variable(
+        "notional_target_by_group",
+        ("icb", "need_group"),
+        "GBP",
+        "needs-based target for the ICB's whole portfolio (delegated or not), by need group",
+        "deterministic",
+        lambda v: v.money(v.round.notional_target_by_group),
+    ),
+    Variable(
         "budget_by_group",
         ("icb", "need_group", "portfolio"),
         "GBP",

@@ -625,3 +625,36 @@ def waterfall(
         fontsize=10,
     )
     return fig
+
+
+def tornado(ds: xr.Dataset, year: int | None = None) -> Figure:
+    """Which uncertain parameters drive England's spend and the ICBs' overspend: Spearman
+    rank correlations of each parameter's draws (`sensitivity_national_spend`,
+    `sensitivity_overspend`), widest first. Bars: England's spend by portfolio; dots: the
+    ICBs' delegated overspend (the median ICB, and the range across ICBs)."""
+    yr = end_year(ds) if year is None else year
+    if "sensitivity_national_spend" not in ds:
+        return _message("Sensitivity", "No uncertain parameters in this scenario.")
+    national = ds["sensitivity_national_spend"].sel(year=yr)
+    overspend = ds["sensitivity_overspend"].sel(year=yr)
+    order = np.argsort(np.abs(national).max("portfolio").values)
+    names = [str(p) for p in national["parameter"].values[order]]
+    y = np.arange(len(names))
+    fig = Figure(figsize=(9, 1.2 + 0.9 * len(names)), layout="constrained")
+    ax = fig.add_subplot()
+    for k, portfolio in enumerate(("delegated", "retained")):
+        values = national.sel(portfolio=portfolio).values[order]
+        ax.barh(y + (k - 0.5) * 0.35, values, height=0.33, color=PORTFOLIO_COLOURS[portfolio],
+                label=f"England's {portfolio} spend")  # fmt: skip
+    icbs = overspend.values[order]
+    ax.hlines(y, np.nanmin(icbs, axis=1), np.nanmax(icbs, axis=1), color="0.3", lw=1)
+    ax.plot(np.nanmedian(icbs, axis=1), y, "o", color="0.1", label="ICBs' overspend: median, range")
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.set_yticks(y, names)
+    ax.set_xlim(-1, 1)
+    ax.set_xlabel("Spearman rank correlation with the parameter's draws")
+    n = ds["sensitivity_national_spend"].attrs.get("replicates", "?")
+    ax.set_title(f"What drives spend and overspend, {fy(yr)} ({n} replicates)", fontsize=11)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    return fig

@@ -319,6 +319,10 @@ def size_risk(ds: xr.Dataset, year: int) -> SizeRisk:
     return SizeRisk(float(before.min()), float(before.max()), round(float(rho), 2) + 0.0, inert)
 
 
+GAP_SHOWN = 0.02
+"""Gaps beyond this (relative to England) are listed with their lever."""
+
+
 def _risk_caption(comparison: Comparison) -> str:
     """What the financial-risk chart shows, measured: smaller ICBs carry more risk only when
     the rank correlation with population says so."""
@@ -356,6 +360,24 @@ def risk_figures(comparison: Comparison) -> list[ReportFigure]:
     ]
 
 
+def sensitivity_figures(comparison: Comparison) -> list[ReportFigure]:
+    """A tornado per scenario with uncertain parameters."""
+    year = _end(comparison)
+    return [
+        ReportFigure(
+            f"tornado-{name}",
+            plots.tornado(ds, year),
+            f"Tornado chart of what drives spend and overspend under {name}",
+            f"{name}: Spearman rank correlation, across replicates, of each uncertain "
+            f"parameter's draws with England's spend in {fy(year)} (bars) and with each ICB's "
+            "delegated overspend (dot: median ICB; line: range). Near 1: that parameter "
+            "decides the outcome; near 0: it does not move it.",
+        )
+        for ds, name in zip(comparison.datasets, comparison.names, strict=True)
+        if "sensitivity_national_spend" in ds
+    ]
+
+
 def pyramid_figures(comparison: Comparison) -> list[ReportFigure]:
     return [
         ReportFigure(
@@ -376,6 +398,7 @@ FIGURES = (
     distance_figures,
     variation_figures,
     risk_figures,
+    sensitivity_figures,
     pyramid_figures,
 )
 """The report's figure builders, in the order of its sections."""
@@ -672,14 +695,112 @@ def _distance_section(comparison: Comparison, figs: dict[str, str]) -> str:
     )
 
 
+def _national_risk_html(ds: xr.Dataset, name: str, year: int) -> str:
+    """England's band of spend, its chance of overspending and how common ICBs' risk is."""
+    if "national_spend_quantile" not in ds:
+        return ""
+    q = ds["national_spend_quantile"].sel(year=year)
+    parts = []
+    for portfolio in ("delegated", "retained"):
+        one = q.sel(portfolio=portfolio)
+        low, mid, high = (float(one.sel(quantile=p)) for p in (0.05, 0.5, 0.95))
+        if mid <= 0:
+            parts.append(f"{portfolio}: nothing spent")
+            continue
+        over = float(ds["p_national_overspend"].sel(year=year, threshold=0.0, portfolio=portfolio))
+        parts.append(
+            f"{portfolio}: median {_money_bn(mid)}, 90% band {_money_bn(low)} to "
+            f"{_money_bn(high)} ({(high - low) / mid:.0%} of the median), {over:.0%} chance "
+            "of spending more than its budget"
+        )
+    common = ds["common_risk_share"].sel(year=year)
+    text = f"<p><b>{html.escape(name)}</b>, England's spend in {fy(year)}: {'; '.join(parts)}."
+    if bool(common.notnull().any()):
+        text += (
+            " Common share of the ICBs' risk (what moves with England's: growth, costs, "
+            "national shocks, which no pooling between ICBs removes): "
+            f"{float(common.min()):.0%} to {float(common.max()):.0%}, the rest is each ICB's "
+            "own patients."
+        )
+    if "parameter_value" in ds and ds.sizes.get("parameter", 0):
+        text += (
+            " Parameters drawn per replicate: "
+            + ", ".join(html.escape(str(p)) for p in ds["parameter"].values)
+            + " (scenario file: 80% intervals)."
+        )
+    return text + "</p>"
+
+
+def _money_bn(x: float) -> str:
+    return f"£{x / 1e9:,.1f}bn"
+
+
 def _risk_section(comparison: Comparison, figs: dict[str, str]) -> str:
-    year = fy(_end(comparison))
+    year = _end(comparison)
+    national = "".join(
+        _national_risk_html(ds, name, year)
+        for ds, name in zip(comparison.datasets, comparison.names, strict=True)
+    )
     return (
         "<h2>Financial risk</h2>\n"
+        + national
         + figs["overspend-by-size"]
-        + f"\n<details><summary>Table: financial risk per ICB, {year}</summary>"
+        + _shown(figs, "tornado-")
+        + f"\n<details><summary>Table: financial risk per ICB, {fy(year)}</summary>"
         + _risk_html(comparison)
         + "</details>"
+    )
+
+
+def _gap_html(ds: xr.Dataset, name: str, year: int) -> str:
+    """Where expected delegated spend and allocation differ by more than GAP_SHOWN relative
+    to England, and the named lever behind each (`sim.gaps`)."""
+    if "spend_gap" not in ds:
+        return ""
+    gap = ds["spend_gap"].sel(year=year)
+    total = gap.sum("gap_source", skipna=False)
+    if int(total.notnull().sum()) == 0:
+        return f"<p><b>{html.escape(name)}</b>: no ICB holds delegated services in {fy(year)}.</p>"
+    largest = float(abs(total).max())
+    cause = str(abs(gap).max("icb").idxmax("gap_source").values)
+    head = (
+        f"<p><b>{html.escape(name)}</b>, {fy(year)}: expected delegated spend over allocation, "
+        f"relative to England's ratio, is within {largest:.2%} for every ICB (largest "
+        f"contribution: {cause.replace('_', ' ')}).</p>"
+    )
+    shown = total.where(abs(total) > GAP_SHOWN, drop=True)
+    if shown.sizes["icb"] == 0:
+        return head
+    rows = []
+    for icb in shown.sortby(shown)["icb"].values:
+        parts = gap.sel(icb=icb)
+        lever = str(abs(parts).idxmax("gap_source").values)
+        rows.append(
+            {
+                "ICB": short_icb_name(str(ds["icb_name"].sel(icb=icb).values)),
+                "gap": f"{float(total.sel(icb=icb)):+.1%}",
+                "main lever": lever.replace("_", " "),
+                "its part": f"{float(parts.sel(gap_source=lever)):+.1%}",
+            }
+        )
+    lead = f"<p>ICBs beyond {GAP_SHOWN:.0%}, and the lever that causes it:</p>"
+    return head + lead + _table(pd.DataFrame(rows))
+
+
+def _gap_section(comparison: Comparison, figs: dict[str, str]) -> str:
+    year = _end(comparison)
+    body = "".join(
+        _gap_html(ds, name, year)
+        for ds, name in zip(comparison.datasets, comparison.names, strict=True)
+    )
+    if not body:
+        return ""
+    return (
+        "<h2>Expected spend against allocation, and why</h2>\n<p>With perfect calibration "
+        "and no policy uplift the formula gives every ICB at target the same ratio of "
+        "expected spend to allocation as England. Each gap below is traced to the lever "
+        "that causes it: the calibration lag, a formula choice, a need term left out, a "
+        "policy uplift, or the pace of change (<code>spend_gap</code> in the results).</p>" + body
     )
 
 
@@ -705,6 +826,7 @@ SECTIONS = (
     _gains_section,
     _budgets_section,
     _distance_section,
+    _gap_section,
     _variations_section,
     _risk_section,
     _population_section,

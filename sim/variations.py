@@ -10,8 +10,10 @@ The gap to the benchmark, in GBP per head, is split into an access part and an i
 part that add up to it (`split_gap`).
 
 Modelled need, the basis of the benchmark: each ICB's need index by group, its share of the
-formula's delegated target for the group divided by its share of England's population
-(1 = England's need per head), over the groups in which every ICB holds a target that year.
+formula's whole-portfolio target for the group (`notional_target_by_group`, delegated or
+not, so the benchmark does not move with delegation) divided by its share of England's
+population (1 = England's need per head); results without it use the delegated target
+(`target_by_group`) over the groups in which every ICB holds a target that year.
 The distance between two ICBs is the Euclidean distance between their need indices, each
 group weighted by its share of national expected spend (a difference in cancer need counts
 more than one in neonatal care). A year in which no group is held by every ICB (2024/25,
@@ -130,8 +132,9 @@ def benchmark_need(ds: xr.Dataset, year: int) -> tuple[np.ndarray, np.ndarray, l
     """The need vectors (icb, g) and group weights (g,) the benchmark is measured on, the
     groups used, and a sentence saying so."""
     heads = ds["population"].sel(year=year).sum(("sex", "age")).transpose("icb").values
-    if "target_by_group" in ds:
-        target = ds["target_by_group"].sel(year=year).transpose("icb", "need_group")
+    if "notional_target_by_group" in ds or "target_by_group" in ds:
+        name = "notional_target_by_group" if "notional_target_by_group" in ds else "target_by_group"
+        target = ds[name].sel(year=year).transpose("icb", "need_group")
         held = (target.values > 0).all(axis=0)
         used = [str(g) for g in target["need_group"].values[held]]
         if used:

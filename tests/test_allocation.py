@@ -41,7 +41,7 @@ def scenario(**sections) -> Scenario:
 def targets(notional, delegated, heads=None) -> Targets:
     notional = np.asarray(notional, float)
     heads = np.ones_like(notional) if heads is None else np.asarray(heads, float)
-    return Targets(notional, np.asarray(delegated, float)[:, None], heads)
+    return Targets(notional[:, None], np.asarray(delegated, float)[:, None], heads)
 
 
 def round_(sc: Scenario, year: int, t: Targets, previous=None, start=None) -> A.Round:

@@ -109,6 +109,7 @@ def _round(scenario: Scenario, year: int, population: np.ndarray, fp: Footprint)
         allocation=delegated,
         target_allocation=delegated,
         target_by_group=_by_group(delegated),
+        notional_target_by_group=_by_group(2.0 * delegated),
         weighted_population=pop,
         need_index=np.ones(pop.size),
         target_share=pop / pop.sum(),

@@ -73,8 +73,8 @@ def test_benchmark_is_five_other_icbs_nearest_in_need(baseline):
     year = int(baseline["year"].max())
     view = variations(baseline)
     need, weight, used, _ = benchmark_need(baseline, year)
-    assert "mental_health" not in used  # the baseline delegates no mental health service
-    assert len(used) == 7
+    # the whole-portfolio targets: every group, delegated or not (mental health is not)
+    assert len(used) == 8 and "mental_health" in used
     codes = list(view["icb"].values)
     for i, code in enumerate(codes):
         peers = [str(c) for c in view["benchmark"].sel(icb=code).values]
@@ -129,10 +129,20 @@ def test_portfolio_changes_the_rates_not_the_benchmark(baseline):
     assert (delegated["spend"] < both["spend"] + 1e-6).all()
 
 
-def test_a_year_without_a_group_held_everywhere_falls_back_to_the_need_index(baseline):
-    """In 2024/25 only three regions hold delegated services: the benchmark is the five
-    ICBs nearest in the formula's overall need index."""
-    view = variations(baseline, year=2024)
+def test_the_benchmark_does_not_move_with_delegation(baseline):
+    """Need is measured on the whole-portfolio targets, so 2024/25 (three regions
+    delegated) uses every group, and each ICB's benchmark is the same as when every region
+    holds the services."""
+    early, later = variations(baseline, year=2024), variations(baseline, year=2025)
+    assert len(early.attrs["benchmark_groups"].split(", ")) == 8
+    assert early.attrs["benchmark_groups"] == later.attrs["benchmark_groups"]
+
+
+def test_older_results_fall_back_to_the_need_index_when_no_group_is_held_everywhere(baseline):
+    """Results without whole-portfolio targets by group measure need on the delegated
+    targets; in 2024/25 only three regions hold them, so the benchmark is the five ICBs
+    nearest in the formula's overall need index."""
+    view = variations(baseline.drop_vars("notional_target_by_group"), year=2024)
     assert view.attrs["benchmark_groups"] == ""
     assert "overall need index" in view.attrs["benchmark_basis"]
     index = baseline["need_index"].sel(year=2024)
