@@ -199,15 +199,19 @@ class Calendar:
         """Each replicate's expected patients before new treatments (replicate, icb,
         service) on the year's footprint, and its new-treatment cost ratio (replicate,)."""
         spread = self.plan.spread
-        variants = bool(spread.parameters.variants)
-        patients, ratios = [], []
-        for values in self.parameter_values:
-            p23 = plan.variant_patients23[int(values[-1])] if variants else plan.patients23
-            ratio = spread.patient_ratio(values, plan.year)
-            patients.append(plan.footprint.counts(p23 * ratio))
-            ratios.append(spread.treatment_cost_ratio(values))
-        shape = (len(self.rngs), *plan.patients.shape)
-        return np.stack(patients).reshape(shape), np.asarray(ratios)
+        values = self.parameter_values
+        if spread.parameters.variants:
+            p23 = plan.variant_patients23[values[:, -1].astype(int)]
+        else:
+            p23 = plan.patients23[None]
+        ratios = [spread.patient_ratio(v, plan.year) for v in values]
+        if all(r.ndim == 1 for r in ratios):  # growth only: one factor per service
+            ratio = np.stack(ratios)[:, None, :]
+        else:
+            ratio = np.stack([np.broadcast_to(r, p23.shape[1:]) for r in ratios])
+        patients = plan.footprint.counts(p23 * ratio, axis=1)
+        costs = np.array([spread.treatment_cost_ratio(v) for v in values])
+        return patients, costs
 
     def _replicate_rates(self, own: tuple[np.ndarray, np.ndarray], k: int) -> np.ndarray:
         """(replicate, icb, service) the month's expected patients of each replicate: its

@@ -168,9 +168,10 @@ class DemandSpread:
         return float(values[names.index(name)]) if name in names else self.central[name]
 
     def patient_ratio(self, values: np.ndarray, year: int) -> np.ndarray:
-        """(icb23, service) the replicate's expected patients over the plan's, before new
-        treatments: non-demographic growth and the deprivation response at its draws (the
-        rates recalibrated so base-year national spend stays the catalogue's)."""
+        """(icb23, service), or (service,) when only growth is drawn, the replicate's
+        expected patients over the plan's, before new treatments: non-demographic growth and
+        the deprivation response at its draws (the rates recalibrated so base-year national
+        spend stays the catalogue's)."""
         from sim.demand import group_deprivation
 
         m_r = self.value(values, "demand.growth_multiplier")
@@ -179,7 +180,7 @@ class DemandSpread:
         d_r = self.value(values, "demand.deprivation_multiplier")
         d_c = self.central["demand.deprivation_multiplier"]
         if d_r == d_c:
-            return np.broadcast_to(trend, self.base_exposure.shape)
+            return trend
         dep_r = group_deprivation(self.imd_score, self.weight, self.groups, d_r)
         dep_c = group_deprivation(self.imd_score, self.weight, self.groups, d_c)
         recalibrated = (self.base_exposure * dep_c).sum(0) / (self.base_exposure * dep_r).sum(0)
