@@ -731,6 +731,31 @@ def _national_risk_html(ds: xr.Dataset, name: str, year: int) -> str:
     return text + "</p>"
 
 
+def _sensitivity_html(ds: xr.Dataset, name: str, year: int) -> str:
+    """The tornado's numbers: each parameter's rank correlation with England's spend by
+    portfolio and with the ICBs' overspend (median and range)."""
+    if "sensitivity_national_spend" not in ds:
+        return ""
+    national = ds["sensitivity_national_spend"].sel(year=year)
+    overspend = ds["sensitivity_overspend"].sel(year=year)
+    rows = [
+        {
+            "parameter": str(p),
+            "England delegated": f"{float(national.sel(parameter=p, portfolio='delegated')):+.2f}",
+            "England retained": f"{float(national.sel(parameter=p, portfolio='retained')):+.2f}",
+            "ICB overspend, median": f"{float(overspend.sel(parameter=p).median()):+.2f}",
+            "ICB overspend, range": f"{float(overspend.sel(parameter=p).min()):+.2f} to "
+            f"{float(overspend.sel(parameter=p).max()):+.2f}",
+        }
+        for p in national["parameter"].values
+    ]
+    n = ds["sensitivity_national_spend"].attrs.get("replicates", "?")
+    return (
+        f"<p>{html.escape(name)}, {fy(year)}: Spearman rank correlations over the first {n} "
+        "replicates (standard error about 1 / &radic;n near 0).</p>" + _table(pd.DataFrame(rows))
+    )
+
+
 def _money_bn(x: float) -> str:
     return f"£{x / 1e9:,.1f}bn"
 
@@ -746,6 +771,12 @@ def _risk_section(comparison: Comparison, figs: dict[str, str]) -> str:
         + national
         + figs["overspend-by-size"]
         + _shown(figs, "tornado-")
+        + f"\n<details><summary>Table: what drives spend and overspend, {fy(year)}</summary>"
+        + "".join(
+            _sensitivity_html(ds, name, year)
+            for ds, name in zip(comparison.datasets, comparison.names, strict=True)
+        )
+        + "</details>"
         + f"\n<details><summary>Table: financial risk per ICB, {fy(year)}</summary>"
         + _risk_html(comparison)
         + "</details>"

@@ -292,5 +292,6 @@ def test_report_gives_englands_band_the_common_share_and_a_tornado(real_report):
     risk = text[text.index("<h2>Financial risk</h2>") :]
     assert "90% band" in risk and "Common share of the ICBs' risk" in risk
     assert "demand.growth_multiplier" in risk
+    assert "Table: what drives spend and overspend" in risk and "ICB overspend, median" in risk
     keys = [item.key for item in sensitivity_figures(comparison)]
     assert keys == ["tornado-baseline", "tornado-health_inequalities"]
