@@ -4,7 +4,10 @@ spend for full England, as `specsim` computes it once per scenario.
 Warm: data loaded and imports done, a fresh plan cache each time (so nothing is reused).
 Cold: the first call in the process (imports inside the path, cached data properties).
 It leaves out reading the reference data (bench_run.py times a whole run). Target: under
-30 ms warm (issue 10); 09d1c3c took about 35 ms per round, 0.81 s for the path.
+30 ms warm (issue 10); 09d1c3c took about 35 ms per round, 0.81 s for the path. Since
+issue 12 the whole path also computes the spend-gap yardstick (a second allocation path,
+`sim.gaps`) and the populations of the variants the replicates may draw, so it is compared
+with the target as well as the allocation rounds alone.
 
     .venv/bin/python benchmarks/bench_allocation_path.py [--repeats 30]
 """
