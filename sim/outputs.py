@@ -395,16 +395,17 @@ def risk_variables() -> tuple[Variable, ...]:
             "sensitivity_national_spend",
             ("parameter", "year", "portfolio"),
             "1",
-            "Spearman rank correlation of each uncertain parameter's draws with England's "
-            "spend (first replicates, see attr `replicates`)",
+            "partial rank correlation (PRCC) of each uncertain parameter's draws with "
+            "England's spend, the other parameters held (first replicates, attr `replicates`)",
             "summary",
         ),
         Variable(
             "sensitivity_overspend",
             ("parameter", "year", "icb"),
             "1",
-            "Spearman rank correlation of each uncertain parameter's draws with the ICB's "
-            "delegated overspend (first replicates, see attr `replicates`)",
+            "partial rank correlation (PRCC) of each uncertain parameter's draws with the "
+            "ICB's delegated overspend, the other parameters held (first replicates, attr "
+            "`replicates`)",
             "summary",
         ),
         Variable(

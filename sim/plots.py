@@ -42,7 +42,6 @@ REGION_COLOURS = {
 OTHER_COLOUR = "#999999"
 PORTFOLIO_COLOURS = {"delegated": "#0072B2", "retained": "#D55E00"}
 LINESTYLES = ["-", "--", ":", "-."]
-Z_90 = 1.6448536269514722  # two-sided 90% normal band
 PENNY = 0.005
 """Per-head values closer than this (GBP) are equal: a chart of their differences would draw
 rounding."""
@@ -157,16 +156,14 @@ def uniform_value(values: np.ndarray, tolerance: float) -> float | None:
 
 
 def _national_band(ds: xr.Dataset, portfolio: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """A 90% band for national spend of one portfolio.
-
-    ICBs' demand draws are independent, so national variance is the sum of the ICBs'
-    variances; the normal approximation is then accurate for a sum of 42 terms.
-    """
-    if "spend_std" not in ds:
+    """The 90% band of England's spend on one portfolio: the 5% and 95% quantiles of the
+    national total per replicate (`national_spend_quantile`). Never built from the ICBs'
+    spreads: most of the risk is common to all ICBs (growth, costs, national shocks), so
+    their spreads do not add up as independent ones would."""
+    if "national_spend_quantile" not in ds:
         return None
-    mean = ds["spend_mean"].sel(portfolio=portfolio).sum("icb")
-    sd = np.sqrt((ds["spend_std"].sel(portfolio=portfolio) ** 2).sum("icb"))
-    return (mean - Z_90 * sd).values, (mean + Z_90 * sd).values
+    q = ds["national_spend_quantile"].sel(portfolio=portfolio)
+    return q.sel(quantile=0.05).values, q.sel(quantile=0.95).values
 
 
 def delegated_vs_retained(ds_or_list: xr.Dataset | Sequence[xr.Dataset]) -> Figure:
@@ -302,8 +299,10 @@ def overspend_by_size(
 ) -> Figure:
     """Probability of overspending by more than 1% or 5% against ICB population size.
 
-    Filled markers: before any risk pool; hollow: after pooling. Small ICBs carry more
-    relative risk because rare high-cost patients are a bigger share of a small budget.
+    Filled markers: before any risk pool; hollow: after pooling. Patient noise alone puts
+    more relative risk on small ICBs (rare high-cost patients are a bigger share of a small
+    budget); common risk (growth, costs) falls on every ICB alike, so whether size matters
+    is read off the figure (the report's caption measures it).
     """
     var = f"p_overspend_{threshold}"
     fig = Figure(figsize=(9, 5.5), layout="constrained")
@@ -628,8 +627,8 @@ def waterfall(
 
 
 def tornado(ds: xr.Dataset, year: int | None = None) -> Figure:
-    """Which uncertain parameters drive England's spend and the ICBs' overspend: Spearman
-    rank correlations of each parameter's draws (`sensitivity_national_spend`,
+    """Which uncertain parameters drive England's spend and the ICBs' overspend: partial
+    rank correlations (PRCC) of each parameter's draws (`sensitivity_national_spend`,
     `sensitivity_overspend`), widest first. Bars: England's spend by portfolio; dots: the
     ICBs' delegated overspend (the median ICB, and the range across ICBs)."""
     yr = end_year(ds) if year is None else year
@@ -652,7 +651,7 @@ def tornado(ds: xr.Dataset, year: int | None = None) -> Figure:
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_yticks(y, names)
     ax.set_xlim(-1, 1)
-    ax.set_xlabel("Spearman rank correlation with the parameter's draws")
+    ax.set_xlabel("partial rank correlation with the parameter's draws (others held)")
     n = ds["sensitivity_national_spend"].attrs.get("replicates", "?")
     ax.set_title(f"What drives spend and overspend, {fy(yr)} ({n} replicates)", fontsize=11)
     ax.legend(fontsize=8, loc="lower right")

@@ -368,7 +368,7 @@ def sensitivity_figures(comparison: Comparison) -> list[ReportFigure]:
             f"tornado-{name}",
             plots.tornado(ds, year),
             f"Tornado chart of what drives spend and overspend under {name}",
-            f"{name}: Spearman rank correlation, across replicates, of each uncertain "
+            f"{name}: partial rank correlation (PRCC), across replicates, of each uncertain "
             f"parameter's draws with England's spend in {fy(year)} (bars) and with each ICB's "
             "delegated overspend (dot: median ICB; line: range). Near 1: that parameter "
             "decides the outcome; near 0: it does not move it.",
@@ -707,15 +707,17 @@ def _national_risk_html(ds: xr.Dataset, name: str, year: int) -> str:
         if mid <= 0:
             parts.append(f"{portfolio}: nothing spent")
             continue
-        over = float(ds["p_national_overspend"].sel(year=year, threshold=0.0, portfolio=portfolio))
-        parts.append(
+        part = (
             f"{portfolio}: median {_money_bn(mid)}, 90% band {_money_bn(low)} to "
-            f"{_money_bn(high)} ({(high - low) / mid:.0%} of the median), {over:.0%} chance "
-            "of spending more than its budget"
+            f"{_money_bn(high)} ({(high - low) / mid:.0%} of the median)"
         )
-    common = ds["common_risk_share"].sel(year=year)
+        if "p_national_overspend" in ds:
+            over = ds["p_national_overspend"].sel(year=year, threshold=0.0, portfolio=portfolio)
+            part += f", {float(over):.0%} chance of spending more than its budget"
+        parts.append(part)
     text = f"<p><b>{html.escape(name)}</b>, England's spend in {fy(year)}: {'; '.join(parts)}."
-    if bool(common.notnull().any()):
+    common = ds["common_risk_share"].sel(year=year) if "common_risk_share" in ds else None
+    if common is not None and bool(common.notnull().any()):
         text += (
             " Common share of the ICBs' risk (what moves with England's: growth, costs, "
             "national shocks, which no pooling between ICBs removes): "
@@ -751,7 +753,8 @@ def _sensitivity_html(ds: xr.Dataset, name: str, year: int) -> str:
     ]
     n = ds["sensitivity_national_spend"].attrs.get("replicates", "?")
     return (
-        f"<p>{html.escape(name)}, {fy(year)}: Spearman rank correlations over the first {n} "
+        f"<p>{html.escape(name)}, {fy(year)}: partial rank correlations (each parameter's "
+        f"Spearman correlation once the others' ranks are regressed out) over the first {n} "
         "replicates (standard error about 1 / &radic;n near 0).</p>" + _table(pd.DataFrame(rows))
     )
 

@@ -71,22 +71,31 @@ class RunningMoments:
         return np.sqrt(self.m2 / (self.n - 1))
 
 
-def rank_correlations(parameters: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
-    """(parameter, *cells) Spearman correlations between each column of `parameters`
-    (replicate, parameter) and each cell of `outcomes` (replicate, *cells): Pearson
-    correlation of average ranks (pandas' rank, ties averaged: the definition
-    scipy.stats.spearmanr uses, without importing scipy.stats); NaN where either is
-    constant."""
-    n = len(parameters)
-    if n < 3:
-        return np.full((parameters.shape[1], *outcomes.shape[1:]), np.nan)
+def _correlate(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(x column, y column) Pearson correlations of centred columns; NaN where constant."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (x.T @ y) / np.sqrt(np.outer((x**2).sum(axis=0), (y**2).sum(axis=0)))
+
+
+def partial_rank_correlations(parameters: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    """(parameter, *cells) partial rank correlation coefficients (PRCC): the Spearman
+    correlation of each parameter with each outcome once the other parameters' ranks are
+    regressed out of both. Why: the draws are independent, but in a finite sample they
+    correlate a little by chance, and a weak parameter then borrows a strong one's effect
+    (with 400 replicates, growth made the new treatments' cost look as if it moved delegated
+    spend). With one parameter it is the Spearman correlation."""
+    n, p = parameters.shape
+    if n < p + 3:
+        return np.full((p, *outcomes.shape[1:]), np.nan)
     x = pd.DataFrame(parameters).rank(method="average").to_numpy()
     y = pd.DataFrame(np.nan_to_num(outcomes.reshape(n, -1))).rank(method="average").to_numpy()
-    x = x - x.mean(axis=0)
-    y = y - y.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (x.T @ y) / np.sqrt(np.outer((x**2).sum(axis=0), (y**2).sum(axis=0)))
-    return r.reshape(parameters.shape[1], *outcomes.shape[1:])
+    out = np.empty((p, y.shape[1]))
+    for j in range(p):
+        others = np.column_stack([np.ones(n), np.delete(x, j, axis=1)])
+        fit = np.linalg.lstsq(others, np.column_stack([x[:, j], y]), rcond=None)[0]
+        residual = np.column_stack([x[:, j], y]) - others @ fit
+        out[j] = _correlate(residual[:, :1], residual[:, 1:])[0]
+    return out.reshape(p, *outcomes.shape[1:])
 
 
 class RunningCovariance:
@@ -372,7 +381,7 @@ class Summariser:
         return out.merge(self._risk_result(n), compat="override")
 
     def _sensitivity(self, draws: xr.DataArray) -> xr.Dataset:
-        """Spearman rank correlations of each parameter's draws with England's spend and
+        """Partial rank correlations of each parameter's draws with England's spend and
         with each ICB's delegated overspend, over the kept sample of replicates (NaN where
         either does not vary)."""
         spend = np.concatenate(self.sample["national_spend"])
@@ -385,11 +394,11 @@ class Summariser:
             {
                 "sensitivity_national_spend": (
                     ("parameter", "year", "portfolio"),
-                    rank_correlations(values, spend),
+                    partial_rank_correlations(values, spend),
                 ),
                 "sensitivity_overspend": (
                     ("parameter", "year", "icb"),
-                    rank_correlations(values, over),
+                    partial_rank_correlations(values, over),
                 ),
             },
             coords={"parameter": draws["parameter"].values, **template.coords, **budget.coords},

@@ -111,6 +111,12 @@ def make_results(
                 "GBP",
                 "spend quantiles",
             ),
+            "national_spend_quantile": var(
+                expected.sum(axis=1)[None] + z[:, None, None] * spend_std.sum(axis=1)[None],
+                ("quantile", "year", "portfolio"),
+                "GBP",
+                "England's spend quantiles (ICBs moving together)",
+            ),
             "patients_mean": var(patients, dims3, "persons", "mean patients"),
             "patients_std": var(np.sqrt(patients), dims3, "persons", "sd of patients"),
             "variance_to_budget_mean": var(

@@ -12,6 +12,7 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 PLOT_CALL = re.compile(r"sim\.plots\.(?!as_list)\w+\(")  # a cell ending in a figure
+FIGURE_TAG = "figure"  # a cell drawing its own matplotlib figure (not via sim.plots) says so
 CELL_TIMEOUT = 300  # seconds; a guard against a hung kernel, not a performance assertion
 
 
@@ -43,6 +44,7 @@ def test_notebook_runs_and_draws_its_figures(path: Path, monkeypatch):
     figures = sum("image/png" in o.get("data", {}) for o in outputs)
     plot_cells = sum(
         bool(PLOT_CALL.match(c.source.strip().splitlines()[-1]))
+        or FIGURE_TAG in c.metadata.get("tags", [])
         for c in nb.cells
         if c.cell_type == "code" and c.source.strip()
     )

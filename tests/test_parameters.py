@@ -194,19 +194,22 @@ def test_a_variant_draw_follows_that_variants_population(data):
     assert high and low and min(high) > max(low)
 
 
-def test_rank_correlations_are_spearmans():
+def test_partial_rank_correlations_hold_the_other_parameters():
+    """With one parameter it is Spearman's; with two whose draws happen to correlate, the
+    one with no effect gets about 0 where a plain rank correlation lends it the other's."""
     from scipy.stats import spearmanr
 
-    from sim.results import rank_correlations
+    from sim.results import partial_rank_correlations
 
     rng = np.random.default_rng(4)
-    x = rng.normal(size=(300, 2))
-    y = np.stack([x[:, 0] ** 3 + 0.1 * rng.normal(size=300), rng.normal(size=300)], axis=1)
-    got = rank_correlations(x, y)
-    for i in range(2):
-        for j in range(2):
-            assert got[i, j] == pytest.approx(spearmanr(x[:, i], y[:, j]).statistic, abs=1e-12)
-    assert got[0, 0] > 0.95 and abs(got[1, 1]) < 0.2
+    x0 = rng.normal(size=500)
+    y = (x0**3 + 0.1 * rng.normal(size=500))[:, None]
+    alone = partial_rank_correlations(x0[:, None], y)
+    assert alone[0, 0] == pytest.approx(spearmanr(x0, y[:, 0]).statistic, abs=1e-12)
+    x1 = 0.3 * x0 + rng.normal(size=500)  # no effect, but correlated with x0 in this sample
+    both = partial_rank_correlations(np.column_stack([x0, x1]), y)
+    assert spearmanr(x1, y[:, 0]).statistic > 0.2
+    assert both[0, 0] > 0.9 and abs(both[1, 0]) < 0.1
 
 
 def test_sensitivity_names_the_parameter_that_drives_spend(data):

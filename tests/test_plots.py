@@ -72,10 +72,16 @@ def test_delegated_vs_retained_plots_budgets_and_bands(ds):
     assert len(ax.collections) == 4  # one 90% band per portfolio and scenario
 
 
-def test_national_band_contains_the_mean(ds):
+def test_national_band_is_englands_own_quantiles(ds):
+    """The shading is England's 5%-95% (`national_spend_quantile`), never a band built from
+    the ICBs' spreads (most of the risk is common to all ICBs)."""
     low, high = plots._national_band(ds, "delegated")
+    q = ds["national_spend_quantile"].sel(portfolio="delegated")
+    np.testing.assert_array_equal(low, q.sel(quantile=0.05).values)
+    np.testing.assert_array_equal(high, q.sel(quantile=0.95).values)
     mean = ds["spend_mean"].sel(portfolio="delegated").sum("icb").values
     assert (low < mean).all() and (mean < high).all()
+    assert plots._national_band(ds.drop_vars("national_spend_quantile"), "delegated") is None
 
 
 def test_overspend_by_size_one_point_per_icb_and_pooling(ds):
