@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.reference import SERVICE_COLUMNS
+from sim.reference import NEED_GROUPS, SERVICE_COLUMNS
 
 DATA = Path(__file__).resolve().parents[1] / "sim" / "data"
 AGES = np.arange(91)
@@ -141,16 +141,7 @@ IM, CA, MH, TR, WC, BI = (
     "Women and children",
     "Blood and infection",
 )
-ONC, CAR, REN, NCC, ACC, HBI, MEN, OTH = (
-    "cancer",
-    "cardiac",
-    "renal",
-    "neonatal_critical_care",
-    "adult_critical_care",
-    "hiv_blood_infection",
-    "mental_health",
-    "other_physical",
-)
+ONC, CAR, REN, NCC, ACC, HBI, MEN, OTH = NEED_GROUPS
 
 # id, name, programme of care, CRG, highly specialised, delegation group, anchor, need group,
 # relative spend (GBP m, an assumption; ignored for rows in FIXED_GBP), age profile,

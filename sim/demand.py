@@ -26,22 +26,11 @@ import pandas as pd
 
 from sim.draws import CostModel
 from sim.parameters import central
-from sim.reference import CATALOGUE_YEAR
+from sim.reference import CATALOGUE_YEAR, NEED_GROUPS
 
 if TYPE_CHECKING:
     from sim.scenario import DemandConfig
 
-NEED_GROUPS = (
-    "cancer",
-    "cardiac",
-    "renal",
-    "neonatal_critical_care",
-    "adult_critical_care",
-    "hiv_blood_infection",
-    "mental_health",
-    "other_physical",
-)
-"""NHS England's specialised need sub-models (DOMAIN.md), the catalogue's `need_group`."""
 
 DEPRIVATION_ELASTICITY = {
     "cancer": 0.05,

@@ -25,10 +25,10 @@ import numpy as np
 import xarray as xr
 
 from sim.allocation import ROUND_ATTRS
-from sim.demand import NEED_GROUPS
 from sim.footprint import Footprint
 from sim.gaps import GAP_SOURCES, gap_terms
 from sim.pipeline import funded_log
+from sim.reference import NEED_GROUPS
 
 if TYPE_CHECKING:
     from sim.engine import Books, Calendar

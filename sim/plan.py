@@ -48,7 +48,7 @@ from sim.allocation import (
 from sim.calibration import data_year, estimate, split_year
 from sim.convergence import FloorNotFundable
 from sim.delegation import delegation_masks
-from sim.demand import NEED_GROUPS, DemandModel, build_demand, demographic_exposure
+from sim.demand import DemandModel, build_demand, demographic_exposure
 from sim.draws import CostModel
 from sim.envelope import development_fund, national_envelope
 from sim.errors import ScenarioError
@@ -66,6 +66,7 @@ from sim.need import (
 from sim.parameters import DemandSpread, central, uncertain_parameters
 from sim.pipeline import Funded, funded_treatments, uplift_path
 from sim.population import population_path, population_series
+from sim.reference import NEED_GROUPS
 from sim.years import financial_year
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ class ScenarioPlan:
     treatments: NewTreatments
     services: np.ndarray
     group: np.ndarray
-    """(service,) index of each service's need group in `sim.demand.NEED_GROUPS`."""
+    """(service,) index of each service's need group in `sim.reference.NEED_GROUPS`."""
     spread: DemandSpread
     """How each replicate's parameter draws move its demand from the plan's."""
     costs: CostModel

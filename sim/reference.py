@@ -81,18 +81,21 @@ SERVICE_NUMBERS = [
     "high_cost_share",
     "high_cost_mean_gbp",
 ]
+NEED_GROUPS = (
+    "cancer",
+    "cardiac",
+    "renal",
+    "neonatal_critical_care",
+    "adult_critical_care",
+    "hiv_blood_infection",
+    "mental_health",
+    "other_physical",
+)
+"""NHS England's specialised need sub-models (DOMAIN.md), the catalogue's `need_group`."""
+
 SERVICE_CHOICES = {
     "delegation_group": {"wave_59", "wave_70", "retained"},
-    "need_group": {
-        "cancer",
-        "cardiac",
-        "renal",
-        "neonatal_critical_care",
-        "adult_critical_care",
-        "hiv_blood_infection",
-        "mental_health",
-        "other_physical",
-    },
+    "need_group": set(NEED_GROUPS),
     "basis": {"published", "derived", "assumption"},
 }
 PROFILE_COLUMNS = ["profile", "sex", "age", "relative_rate"]

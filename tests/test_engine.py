@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from sim.allocation import Round, largest_remainder
-from sim.demand import NEED_GROUPS, build_demand
+from sim.demand import build_demand
 from sim.engine import Calendar
 from sim.footprint import Footprint, footprint_year
 from sim.outputs import assemble
@@ -26,6 +26,7 @@ from sim.plan import (
     new_treatments,
     with_demand,
 )
+from sim.reference import NEED_GROUPS
 from sim.scenario import Scenario
 from sim.settlement import PoolInputs, settle
 from sim.years import month_index
