@@ -6,13 +6,12 @@ readers and skip when `../shared/data/raw` is not beside the repository (CI has 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+from test_reference import build_script
 
 from sim import reference
 from sim.projection_variants import derive_variant
@@ -22,16 +21,6 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 ENGLAND_2022_BASED = {2022: 57_112_542, 2032: 60_759_854, 2043: 63_494_464, 2047: 64_388_887}
 FRIMLEY, BOB, THAMES_VALLEY = "E54000034", "E54000044", "E54000070"
 ESSEX_2026 = "E54000066"
-
-
-def build_script():
-    """scripts/build_reference_data.py as a module (scripts/ is not a package)."""
-    path = REPO_ROOT / "scripts" / "build_reference_data.py"
-    spec = importlib.util.spec_from_file_location("build_reference_data", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
